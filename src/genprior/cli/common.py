@@ -50,8 +50,11 @@ def tqdm_progress(total: int, desc: str, unit: str = "it") -> "Callable[..., Non
 
 def run_safely(function: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; turn our errors into one line on stderr and exit status 2."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return function(args)
+        with logging_redirect_tqdm():
+            return function(args)
     except (GenpriorError, ValueError, TypeError, FileNotFoundError) as error:
         if getattr(args, "verbose", 0) >= 2:
             raise

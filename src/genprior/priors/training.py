@@ -128,7 +128,8 @@ def train_vae(
     Args:
         config: the training settings.
         dataset: images in [0, 1].
-        out_dir: run folder; a previous run there with the same settings is resumed.
+        out_dir: run folder; a previous run there with the same settings is resumed (and
+            extended, if ``config.epochs`` is larger than before).
         resume: if False, an existing state in ``out_dir`` is an error.
         progress: called as ``progress(epoch, epochs, metrics)`` after every epoch.
 
@@ -159,12 +160,12 @@ def train_vae(
         if not resume:
             raise CheckpointError(f"{out_dir} already holds a training run; pass resume=True")
         saved = _load_state(out_dir, model, optimizer)
-        if saved["settings"] != json.loads(json.dumps(settings)) or saved["data"] != meta["data"]:
+        if not _same_run(saved, meta):
             raise CheckpointError(
                 f"{out_dir} holds a run with other settings or data: {saved['settings']} on "
                 f"{saved['data']['fingerprint']}; use another --out or the same settings"
             )
-        meta = saved
+        meta = saved | {"settings": meta["settings"]}
         logger.info("resuming %s after epoch %d", out_dir, meta["epoch"])
 
     for epoch in range(meta["epoch"] + 1, config.epochs + 1):
@@ -194,6 +195,14 @@ def train_vae(
     if meta["epoch"] == 0 or not (out_dir / "config.json").is_file():
         _export(model, out_dir, meta, config.command)
     return meta
+
+
+def _same_run(saved: dict, meta: dict) -> bool:
+    """Whether a saved run can be continued with new settings (only epochs may differ)."""
+    ignore = {"epochs"}
+    old = {k: v for k, v in saved["settings"].items() if k not in ignore}
+    new = {k: v for k, v in json.loads(json.dumps(meta["settings"])).items() if k not in ignore}
+    return old == new and saved["data"] == meta["data"]
 
 
 def _train_epoch(

@@ -1,0 +1,150 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from genprior.cli.main import build_parser, main
+from genprior.io import read_csv
+
+
+def _commands(parser, prefix=()):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _commands(sub, (*prefix, name))
+
+
+@pytest.mark.parametrize("command", [(), *_commands(build_parser())])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: genprior" in capsys.readouterr().out
+
+
+def test_unknown_dataset_is_one_line_without_traceback():
+    process = subprocess.run(
+        [sys.executable, "-m", "genprior.cli.main", "cs", "--dataset", "no-such-set"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode != 0
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "no-such-set" in lines[0] and "mnist" in lines[0] and "digits" in lines[0]
+    assert "Traceback" not in process.stderr
+
+
+def test_unknown_method_is_a_clear_error(capsys, tiny_vae_dir, tmp_path):
+    code = main(
+        [
+            "recover",
+            "--task",
+            "phase",
+            "--dataset",
+            "digits",
+            "--checkpoint",
+            str(tiny_vae_dir),
+            "--methods",
+            "lasso-dct",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "method for task phase must be one of vae; received 'lasso-dct'" in err
+
+
+def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path):
+    code = main(
+        [
+            "cs",
+            "--dataset",
+            "digits",
+            "--checkpoint",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_mismatched_checkpoint_is_a_clear_error(capsys, tmp_path):
+    code = main(["cs", "--dataset", "digits", "--quick", "--out", str(tmp_path)])
+    assert code == 2
+    assert "output shape (1, 28, 28), expected (1, 8, 8)" in capsys.readouterr().err
+
+
+def _recover(tmp_path, tiny_vae_dir, task, params, methods=None):
+    out = tmp_path / task
+    args = [
+        "recover",
+        "--task",
+        task,
+        "--dataset",
+        "digits",
+        "--checkpoint",
+        str(tiny_vae_dir),
+        "--params",
+        *map(str, params),
+        "--n-images",
+        "6",
+        "--steps",
+        "30",
+        "--restarts",
+        "2",
+        "--out",
+        str(out),
+    ]
+    if methods:
+        args += ["--methods", *methods]
+    assert main(args) == 0
+    return out
+
+
+def test_cs_end_to_end_on_digits(tmp_path, tiny_vae_dir, capsys):
+    out = _recover(
+        tmp_path, tiny_vae_dir, "cs", [10, 30], ["vae", "lasso-dct", "lasso-wavelet", "pinv"]
+    )
+    rows = read_csv(out / "results.csv")
+    assert {"method", "m", "image", "mse", "psnr", "seconds"} <= set(rows[0])
+    assert len(rows) == 2 * 4 * 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert {(row["method"], row["m"]) for row in summary["summary"]} == {
+        (method, m)
+        for method in ("vae", "lasso-dct", "lasso-wavelet", "pinv")
+        for m in (10.0, 30.0)
+    }
+    assert (out / "error.png").stat().st_size > 1000
+    assert (out / "grid.png").stat().st_size > 1000
+    assert read_csv(out / "summary.csv")[0]["mse_se"]
+    assert "per-pixel MSE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("task", "params"),
+    [("inpaint", [0.3]), ("superres", [2]), ("denoise", [0.2]), ("phase", [30])],
+)
+def test_every_task_runs(tmp_path, tiny_vae_dir, task, params):
+    out = _recover(tmp_path, tiny_vae_dir, task, params)
+    rows = read_csv(out / "results.csv")
+    assert rows and all(float(row["mse"]) >= 0 for row in rows)
+
+
+def test_rerun_resumes_finished_points(tmp_path, tiny_vae_dir, monkeypatch):
+    out = _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
+    first = (out / "results.csv").read_text()
+    from genprior.experiments import recovery
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished point was recomputed")
+
+    monkeypatch.setattr(recovery, "_run_point", fail)
+    _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
+    assert (out / "results.csv").read_text() == first
