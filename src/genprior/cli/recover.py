@@ -101,6 +101,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tol", type=float, default=0.0, help="early-stopping tolerance (0: run every step)"
     )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="save every image's objective at every Adam step to history.npz",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
@@ -114,6 +119,7 @@ def _config(args: argparse.Namespace) -> "object":
         "lr": args.lr,
         "lam": args.lam,
         "tol": args.tol,
+        "history": args.history,
         "seed": args.seed,
         "noise_std": args.noise_std,
     }

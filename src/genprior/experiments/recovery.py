@@ -68,6 +68,8 @@ class RecoveryConfig:
         lr: Adam learning rate.
         lam: weight of the latent prior term lam ||z||^2.
         tol: early-stopping tolerance of the prior's solver (0: run every step).
+        history: keep the objective of every image at every step of the prior's solver,
+            written to ``history.npz`` (one (N, T) array per method and parameter value).
         lasso_lambdas: grid for tuning Lasso's lambda.
         lasso_iters: FISTA iterations.
         n_val: validation images (from the training split) for tuning lambda.
@@ -86,6 +88,7 @@ class RecoveryConfig:
     lr: float = 0.01
     lam: float = 0.1
     tol: float = 0.0
+    history: bool = False
     lasso_lambdas: tuple[float, ...] = LASSO_LAMBDAS
     lasso_iters: int = 1000
     n_val: int = 50
@@ -179,8 +182,10 @@ def run_recovery(
         for method in config.methods:
             if state.is_done(param, method):
                 continue
-            rows, recovered = _run_point(config, task, generator, x_test, x_val, param, method)
-            state.add(param, method, rows, recovered[:GRID_IMAGES])
+            rows, recovered, history = _run_point(
+                config, task, generator, x_test, x_val, param, method
+            )
+            state.add(param, method, rows, recovered[:GRID_IMAGES], history)
             if progress is not None:
                 progress(
                     {
@@ -236,8 +241,13 @@ def _run_point(
     x_val: torch.Tensor,
     param: float,
     method: str,
-) -> tuple[list[dict], torch.Tensor]:
-    """Recover every test image at one parameter value with one method."""
+) -> tuple[list[dict], torch.Tensor, torch.Tensor | None]:
+    """Recover every test image at one parameter value with one method.
+
+    Returns:
+        The result rows, the clipped estimates (N, C, H, W) and the objective history (N, T)
+        or None.
+    """
     operator = make_operator(
         task.operator, tuple(x_test.shape[1:]), task.operator_param(param), seed=config.seed
     )
@@ -268,7 +278,7 @@ def _run_point(
     logger.info(
         "%s %s=%s: mean MSE %.5f in %.1f s", method, task.param, param, float(mse.mean()), seconds
     )
-    return rows, x_hat
+    return rows, x_hat, result.history
 
 
 def _build_solver(
@@ -289,6 +299,7 @@ def _build_solver(
             steps=config.steps,
             restarts=config.restarts,
             tol=config.tol,
+            record_history=config.history,
         ), config.lam
     if method == "pinv":
         return PseudoInverseSolver(), 0.0
@@ -310,6 +321,7 @@ class _RunState:
         self.rows: list[dict] = []
         self.done: list[list] = []
         self.recovered: dict[str, np.ndarray] = {}
+        self.histories: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, out_dir: Path, config: RecoveryConfig, task: Task) -> "_RunState":
@@ -336,20 +348,35 @@ class _RunState:
     def is_done(self, param: float, method: str) -> bool:
         return [param, method] in self.done
 
-    def add(self, param: float, method: str, rows: list[dict], recovered: torch.Tensor) -> None:
+    def add(
+        self,
+        param: float,
+        method: str,
+        rows: list[dict],
+        recovered: torch.Tensor,
+        history: torch.Tensor | None = None,
+    ) -> None:
+        key = f"{method}@{param}"
         self.rows.extend(rows)
         self.done.append([param, method])
-        self.recovered[f"{method}@{param}"] = recovered.squeeze(1).numpy()
+        self.recovered[key] = recovered.squeeze(1).numpy()
         write_csv_atomic(self.out_dir / "results.csv", self.rows, self.columns())
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.recovered)
-        write_bytes_atomic(self.out_dir / "reconstructions.npz", buffer.getvalue())
+        _write_npz(self.out_dir / "reconstructions.npz", self.recovered)
+        if history is not None:
+            self.histories[key] = history.numpy()
+            _write_npz(self.out_dir / "history.npz", self.histories)
         write_json_atomic(
             self.out_dir / "progress.json", {"config": self.fingerprint, "done": self.done}
         )
 
     def columns(self) -> list[str]:
         return [self.param_name if c == "PARAM" else c for c in RESULT_COLUMNS]
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _typed_row(row: dict, param: str) -> dict:
