@@ -56,7 +56,7 @@ def test_unknown_method_is_a_clear_error(capsys, tiny_vae_dir, tmp_path):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "method for task phase must be one of vae; received 'lasso-dct'" in err
+    assert "method (--methods) for task phase must be one of vae; received 'lasso-dct'" in err
 
 
 def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path):
@@ -72,7 +72,7 @@ def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path):
         ]
     )
     assert code == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "which is not an existing folder" in capsys.readouterr().err
 
 
 def test_mismatched_checkpoint_is_a_clear_error(capsys, tmp_path):
@@ -148,3 +148,129 @@ def test_rerun_resumes_finished_points(tmp_path, tiny_vae_dir, monkeypatch):
     monkeypatch.setattr(recovery, "_run_point", fail)
     _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
     assert (out / "results.csv").read_text() == first
+
+
+def _run(args):
+    return main(args)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--params", "2.5"], "m must be whole numbers for task cs; received 2.5"),
+        (["--params", "10", "1000"], "--params: m=1000 is invalid"),
+        (["--n-images", "0"], r"n_images \(--n-images\) must be >= 1; received 0"),
+        (["--steps", "0"], r"steps \(--steps\) must be >= 1"),
+        (["--lr", "0"], r"lr \(--lr\) must be finite and > 0"),
+        (["--seed", "-1"], r"seed \(--seed\) must be >= 0"),
+        (["--noise-std", "nan"], r"noise_std \(--noise-std\) must be finite"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(tmp_path, tiny_vae_dir, capsys, extra, message):
+    args = [
+        "cs",
+        "--dataset",
+        "digits",
+        "--checkpoint",
+        str(tiny_vae_dir),
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+    assert _run(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_denoise_rejects_noise_std(tmp_path, capsys):
+    args = [
+        "recover",
+        "--task",
+        "denoise",
+        "--dataset",
+        "digits",
+        "--noise-std",
+        "0.9",
+        "--methods",
+        "pinv",
+        "--out",
+        str(tmp_path),
+    ]
+    assert _run(args) == 2
+    assert "--noise-std) does not apply to the denoise task" in capsys.readouterr().err
+
+
+def test_out_must_be_a_folder(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    args = [
+        "cs",
+        "--dataset",
+        "digits",
+        "--methods",
+        "pinv",
+        "--params",
+        "10",
+        "--out",
+        str(tmp_path / "file"),
+    ]
+    assert _run(args) == 2
+    assert "must be a folder" in capsys.readouterr().err
+
+
+def test_other_settings_in_out_need_overwrite(tmp_path, tiny_vae_dir, capsys):
+    out = _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
+    args = [
+        "recover",
+        "--task",
+        "cs",
+        "--dataset",
+        "digits",
+        "--params",
+        "20",
+        "--methods",
+        "pinv",
+        "--n-images",
+        "6",
+        "--out",
+        str(out),
+    ]
+    assert _run(args) == 2
+    err = capsys.readouterr().err
+    assert "holds another run (differing in" in err and "params" in err
+    assert _run([*args, "--overwrite"]) == 0
+    assert {row["m"] for row in read_csv(out / "results.csv")} == {"20"}
+
+
+def test_rows_of_an_unfinished_point_are_dropped_on_resume(tmp_path, tiny_vae_dir):
+    out = _recover(tmp_path, tiny_vae_dir, "cs", [10, 20], ["pinv"])
+    progress = json.loads((out / "progress.json").read_text())
+    progress["done"] = progress["done"][:1]  # as if killed after writing rows, before progress
+    (out / "progress.json").write_text(json.dumps(progress))
+    _recover(tmp_path, tiny_vae_dir, "cs", [10, 20], ["pinv"])
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 2 * 6
+    assert [row["m"] for row in rows] == ["10"] * 6 + ["20"] * 6
+
+
+def test_checkpoint_file_instead_of_folder(tmp_path, tiny_vae_dir, capsys):
+    args = [
+        "cs",
+        "--dataset",
+        "digits",
+        "--checkpoint",
+        str(tiny_vae_dir / "model.safetensors"),
+        "--out",
+        str(tmp_path),
+    ]
+    assert _run(args) == 2
+    assert "which is a file, not a folder" in capsys.readouterr().err
+
+
+def test_verbose_after_the_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "info", "-v", "--help"])
+    assert "--verbose" in capsys.readouterr().out

@@ -11,32 +11,51 @@ from genprior.errors import GenpriorError
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage dump) and exit with status 2."""
 
-    def error(self, message: str) -> None:  # noqa: D102
+    def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the description's line breaks."""
+    """Shows meaningful defaults (not None or False) and keeps the description's line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """Accept -v/--verbose after the subcommand too (it adds to the top-level count)."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (-v info, -vv debug and tracebacks)",
+    )
 
 
 def setup_logging(verbose: int) -> None:
-    """Log to stderr: warnings by default, info with -v, debug with -vv."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    """Log genprior's messages to stderr: warnings by default, info with -v, debug with -vv."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("genprior").setLevel(logging.WARNING - 10 * min(verbose, 2))
+
+
+def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0) -> "object":
+    """A tqdm progress bar on stderr."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True
+    )
 
 
 def tqdm_progress(total: int, desc: str, unit: str = "it") -> "Callable[..., None]":
-    """A callback for the library's ``progress`` arguments, drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
+    """A callback for the library's ``progress`` arguments, drawing a progress bar on stderr.
 
-    bar = tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=not sys.stderr.isatty() and total < 2,
-    )
+    Call it as ``update(advance=1, postfix={...})``; the bar closes when it is full.
+    """
+    bar = progress_bar(total, desc, unit)
 
     def update(*args: object, advance: int = 1, postfix: dict | None = None) -> None:
         if postfix:
@@ -46,6 +65,14 @@ def tqdm_progress(total: int, desc: str, unit: str = "it") -> "Callable[..., Non
             bar.close()
 
     return update
+
+
+def close_progress_bars() -> None:
+    """Close every open progress bar, so that what follows starts on a clean line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def run_safely(function: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -58,8 +85,10 @@ def run_safely(function: Callable[[argparse.Namespace], int], args: argparse.Nam
     except (GenpriorError, ValueError, TypeError, FileNotFoundError) as error:
         if getattr(args, "verbose", 0) >= 2:
             raise
+        close_progress_bars()
         print(f"genprior: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_progress_bars()
         print("genprior: interrupted; finished work is saved and a rerun resumes", file=sys.stderr)
         return 130

@@ -1,10 +1,11 @@
 """The ``genprior`` console script."""
 
+import argparse
 import sys
 
 from genprior.cli import data as data_cli
 from genprior.cli import train as train_cli
-from genprior.cli.common import Formatter, Parser, run_safely, setup_logging
+from genprior.cli.common import Formatter, Parser, add_verbose, run_safely, setup_logging
 
 DESCRIPTION = """\
 genprior: generative models as priors for inverse problems.
@@ -29,18 +30,38 @@ def build_parser() -> Parser:
     )
     for module in _command_modules():
         module.add_parser(commands)
+    for leaf in _leaf_parsers(parser):
+        add_verbose(leaf)
     return parser
+
+
+def _leaf_parsers(parser: Parser) -> list[Parser]:
+    """The parsers of the runnable commands (those without subcommands)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [parser]
+    return [leaf for sub in groups[0].choices.values() for leaf in _leaf_parsers(sub)]
 
 
 def _command_modules() -> list:
     from genprior.cli import recover as recover_cli
 
-    return [recover_cli, train_cli, data_cli]
+    return [
+        recover_cli,
+        train_cli,
+        data_cli,
+        __import__("genprior.cli.sobolev", fromlist=["*"]),
+        __import__("genprior.cli.theory", fromlist=["*"]),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("genprior: interrupted", file=sys.stderr)
+        return 130
     setup_logging(args.verbose)
     return run_safely(args.handler, args)
 

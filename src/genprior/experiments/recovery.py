@@ -95,23 +95,36 @@ class RecoveryConfig:
     seed: int = 0
 
     def resolved(self) -> "RecoveryConfig":
-        """A copy with every None replaced by the task's default, after validation."""
+        """A copy with every None replaced by the task's default, after validation.
+
+        Error messages name the command-line option of each field (``n_images`` is
+        ``--n-images``).
+        """
         task = get_task(self.task)
         methods = self.methods or task.default_methods
         for method in methods:
-            check_choice(f"method for task {task.name}", method, task.methods)
-        if self.n_images < 1 or self.n_val < 1:
+            check_choice(f"method (--methods) for task {task.name}", method, task.methods)
+        for name in ("n_images", "n_val", "steps", "restarts", "lasso_iters"):
+            _check_at_least(name, getattr(self, name), 1)
+        _check_at_least("seed", self.seed, 0)
+        for name in ("lr", "lam", "tol"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 if name == "lr" else value >= 0)):
+                relation = "> 0" if name == "lr" else ">= 0"
+                raise ValueError(
+                    f"{name} ({_flag(name)}) must be finite and {relation}; received {value}"
+                )
+        if task.name == "denoise" and self.noise_std not in (None, task.noise_std):
             raise ValueError(
-                f"n_images and n_val must be >= 1; received {self.n_images}, {self.n_val}"
+                "noise_std (--noise-std) does not apply to the denoise task: its "
+                "noise levels are the swept parameter, set with --params"
             )
         noise = task.noise_std if self.noise_std is None else self.noise_std
         if not (noise >= 0 and math.isfinite(noise)):
-            raise ValueError(f"noise_std must be finite and >= 0; received {noise}")
+            raise ValueError(f"noise_std (--noise-std) must be finite and >= 0; received {noise}")
+        params = tuple(task.cast(value) for value in (self.params or task.sweep))
         return dataclasses.replace(
-            self,
-            params=tuple(self.params or task.sweep),
-            methods=tuple(methods),
-            noise_std=float(noise),
+            self, params=params, methods=tuple(dict.fromkeys(methods)), noise_std=float(noise)
         )
 
     @staticmethod
@@ -133,12 +146,22 @@ class RecoveryConfig:
 Progress = Callable[[dict], None]
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_at_least(name: str, value: int, low: int) -> None:
+    if not value >= low:
+        raise ValueError(f"{name} ({_flag(name)}) must be >= {low}; received {value}")
+
+
 def run_recovery(
     config: RecoveryConfig,
     out_dir: str | Path,
     *,
     progress: Progress | None = None,
     dataset: ImageDataset | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Run the sweep and write every output file into ``out_dir``.
 
@@ -153,6 +176,8 @@ def run_recovery(
         progress: called with {"event": "start", "total", "done"} once the inputs are
             loaded, then with {"event": "point", "param", "method", "mse"} per point.
         dataset: an already loaded dataset (else loaded from ``config.dataset``).
+        overwrite: replace the results of a run with other settings in ``out_dir``
+            (otherwise that is an error).
 
     Returns:
         The content of ``summary.json``.
@@ -168,7 +193,8 @@ def run_recovery(
             f"n_images={config.n_images} but {dataset.name} has only {len(x_test)} test images"
         )
     x_val = _validation_images(dataset, config)
-    state = _RunState.open(out_dir, config, task)
+    _check_params(config, task, tuple(x_test.shape[1:]))
+    state = _RunState.open(out_dir, config, task, overwrite=overwrite)
     if progress is not None:
         progress(
             {
@@ -199,8 +225,27 @@ def run_recovery(
     return _write_outputs(out_dir, config, task, dataset, generator, x_test, state)
 
 
+def _check_params(config: RecoveryConfig, task: Task, shape: tuple[int, ...]) -> None:
+    """Build every operator of the sweep once, so a bad value fails before any work."""
+    for param in config.params:
+        try:
+            make_operator(task.operator, shape, param, seed=config.seed)
+        except ValueError as error:
+            raise ValueError(
+                f"--params: {task.param}={param} is invalid for images of shape {shape}: {error}"
+            ) from error
+
+
 def _load_prior(config: RecoveryConfig, dataset: ImageDataset) -> Generator:
-    generator = load_generator(config.checkpoint, output_shape=dataset.image_shape)
+    try:
+        generator = load_generator(config.checkpoint, output_shape=dataset.image_shape)
+    except CheckpointError as error:
+        if "output shape" not in str(error):
+            raise
+        raise CheckpointError(
+            f"{error}: the prior does not fit {dataset.name}'s images; train one with "
+            f"`genprior train vae --dataset {dataset.name} --out DIR` and pass --checkpoint DIR"
+        ) from error
     trained_on = generator.meta.get("data", {}).get("dataset")
     if trained_on not in (None, dataset.name) and not {trained_on, dataset.name} <= {
         "mnist",
@@ -248,9 +293,7 @@ def _run_point(
         The result rows, the clipped estimates (N, C, H, W) and the objective history (N, T)
         or None.
     """
-    operator = make_operator(
-        task.operator, tuple(x_test.shape[1:]), task.operator_param(param), seed=config.seed
-    )
+    operator = make_operator(task.operator, tuple(x_test.shape[1:]), param, seed=config.seed)
     y = _measure(task, operator, x_test, param, config, seed=config.seed + 1)
     solver, lam = _build_solver(config, task, generator, operator, x_val, param, method)
 
@@ -324,26 +367,48 @@ class _RunState:
         self.histories: dict[str, np.ndarray] = {}
 
     @classmethod
-    def open(cls, out_dir: Path, config: RecoveryConfig, task: Task) -> "_RunState":
+    def open(
+        cls, out_dir: Path, config: RecoveryConfig, task: Task, *, overwrite: bool = False
+    ) -> "_RunState":
+        """Start a run in ``out_dir``, or resume the identical run saved there.
+
+        Raises:
+            ValueError: ``out_dir`` is not a usable folder, or it holds a run with other
+                settings and ``overwrite`` is False.
+        """
+        _make_folder(out_dir)
         fingerprint = json.loads(json.dumps(dataclasses.asdict(config)))
         state = cls(out_dir, fingerprint, task.param)
-        progress_file = out_dir / "progress.json"
-        if not progress_file.is_file():
+        saved = _read_progress(out_dir)
+        if saved is None:
             return state
-        saved = json.loads(progress_file.read_text())
-        if saved.get("config") != fingerprint:
-            logger.warning("%s holds a run with other settings; starting afresh", out_dir)
+        changed = sorted(key for key in fingerprint if saved.get(key) != fingerprint[key])
+        if "unknown" in saved:
+            changed = [saved["unknown"]]
+        if changed:
+            if not overwrite:
+                raise ValueError(
+                    f"--out {out_dir} holds another run (differing in {', '.join(changed)}); "
+                    "choose another --out, or pass --overwrite to replace it"
+                )
+            for name in OUTPUT_FILES:
+                (out_dir / name).unlink(missing_ok=True)
             return state
-        try:
-            state.rows = [_typed_row(row, task.param) for row in read_csv(out_dir / "results.csv")]
-            with np.load(out_dir / "reconstructions.npz") as archive:
-                state.recovered = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, KeyError) as error:
-            logger.warning("cannot resume from %s (%s); starting afresh", out_dir, error)
-            return cls(out_dir, fingerprint, task.param)
-        state.done = saved["done"]
-        logger.info("resuming %s: %d points already done", out_dir, len(state.done))
+        state._load(task, [tuple(point) for point in saved.get("done", [])])
         return state
+
+    def _load(self, task: Task, done: list[tuple]) -> None:
+        """Reload the finished points; rows of an unfinished point are dropped."""
+        try:
+            rows = [_typed_row(row, task) for row in read_csv(self.out_dir / "results.csv")]
+            self.recovered = _read_npz(self.out_dir / "reconstructions.npz")
+            self.histories = _read_npz(self.out_dir / "history.npz", missing_ok=True)
+        except (OSError, ValueError, KeyError) as error:
+            logger.warning("cannot resume from %s (%s); starting afresh", self.out_dir, error)
+            return
+        self.done = [[task.cast(param), method] for param, method in done]
+        self.rows = [row for row in rows if [row[task.param], row["method"]] in self.done]
+        logger.info("resuming %s: %d points already done", self.out_dir, len(self.done))
 
     def is_done(self, param: float, method: str) -> bool:
         return [param, method] in self.done
@@ -373,16 +438,57 @@ class _RunState:
         return [self.param_name if c == "PARAM" else c for c in RESULT_COLUMNS]
 
 
+OUTPUT_FILES = (
+    "progress.json",
+    "results.csv",
+    "summary.csv",
+    "summary.json",
+    "error.png",
+    "grid.png",
+    "reconstructions.npz",
+    "history.npz",
+)
+
+
+def _make_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ValueError(f"--out {out_dir} must be a folder; a file is in the way") from error
+
+
+def _read_progress(out_dir: Path) -> dict | None:
+    """The saved settings (with their "done" points) of a run in ``out_dir``, if any."""
+    path = out_dir / "progress.json"
+    if not path.is_file():
+        if (out_dir / "results.csv").is_file():
+            return {"done": [], "unknown": "results.csv without progress.json"}
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return saved["config"] | {"done": saved["done"]}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return {"done": [], "unknown": "an unreadable progress.json"}
+
+
+def _read_npz(path: Path, *, missing_ok: bool = False) -> dict[str, np.ndarray]:
+    if missing_ok and not path.is_file():
+        return {}
+    with np.load(path) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def _typed_row(row: dict, param: str) -> dict:
+def _typed_row(row: dict, task: Task) -> dict:
     typed: dict = {"method": row["method"], "task": row["task"], "image": int(row["image"])}
-    for key in ("mse", "psnr", "seconds", "measurement_loss", "lam", param):
+    for key in ("mse", "psnr", "seconds", "measurement_loss", "lam"):
         typed[key] = float(row[key])
+    typed[task.param] = task.cast(float(row[task.param]))
     return typed
 
 

@@ -100,6 +100,9 @@ def plot_error_curves(
         )
     if log_x:
         axis.set_xscale("log")
+    values = sorted({float(row[param]) for row in summary})
+    axis.set_xticks(values, [f"{value:g}" for value in values])
+    axis.minorticks_off()
     axis.set_yscale("log")
     axis.set_xlabel(param)
     axis.set_ylabel(f"per-pixel {metric.upper()} (mean +- s.e.)")

@@ -45,9 +45,20 @@ class Task:
             return float(param)
         return noise_std / math.sqrt(param) if self.normalise_noise else noise_std
 
-    def operator_param(self, param: float) -> float | int:
-        """The value handed to the operator's builder (ints for counts and factors)."""
-        return int(param) if self.param in ("m", "factor", "size") else float(param)
+    def cast(self, value: float) -> float | int:
+        """``value`` as the parameter's type: a whole number for counts and factors.
+
+        Raises:
+            ValueError: a fractional value for a count or factor.
+        """
+        if self.param not in ("m", "factor", "size"):
+            return float(value)
+        if float(value) != int(value):
+            raise ValueError(
+                f"--params: {self.param} must be whole numbers for task "
+                f"{self.name}; received {value}"
+            )
+        return int(value)
 
 
 LINEAR_BASELINES = ("lasso-dct", "lasso-wavelet", "pinv")

@@ -113,12 +113,13 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     if str(name_or_path) in SHIPPED:
         return SHIPPED[str(name_or_path)]
     folder = Path(name_or_path)
-    if not folder.is_dir():
-        raise CheckpointError(
-            f"checkpoint must be a folder or one of {', '.join(SHIPPED)}; "
-            f"received {str(name_or_path)!r}, which does not exist"
-        )
-    return folder
+    if str(name_or_path).strip() and folder.is_dir():
+        return folder
+    reason = "a file, not a folder" if folder.is_file() else "not an existing folder"
+    raise CheckpointError(
+        f"checkpoint must be a checkpoint folder (with {WEIGHTS} and {CONFIG}) or one of "
+        f"{', '.join(SHIPPED)}; received {str(name_or_path)!r}, which is {reason}"
+    )
 
 
 def load_generator(

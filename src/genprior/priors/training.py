@@ -160,10 +160,16 @@ def train_vae(
         if not resume:
             raise CheckpointError(f"{out_dir} already holds a training run; pass resume=True")
         saved = _load_state(out_dir, model, optimizer)
-        if not _same_run(saved, meta):
+        changed = _changed_settings(saved, meta)
+        if changed:
             raise CheckpointError(
-                f"{out_dir} holds a run with other settings or data: {saved['settings']} on "
-                f"{saved['data']['fingerprint']}; use another --out or the same settings"
+                f"{out_dir} holds a run with other settings or data (differing in "
+                f"{', '.join(changed)}); use another --out or the same settings"
+            )
+        if saved["epoch"] > config.epochs:
+            raise CheckpointError(
+                f"{out_dir} holds a run already trained for {saved['epoch']} epochs, more than "
+                f"epochs={config.epochs}; use another --out or at least {saved['epoch']} epochs"
             )
         meta = saved | {"settings": meta["settings"]}
         logger.info("resuming %s after epoch %d", out_dir, meta["epoch"])
@@ -197,12 +203,13 @@ def train_vae(
     return meta
 
 
-def _same_run(saved: dict, meta: dict) -> bool:
-    """Whether a saved run can be continued with new settings (only epochs may differ)."""
-    ignore = {"epochs"}
-    old = {k: v for k, v in saved["settings"].items() if k not in ignore}
-    new = {k: v for k, v in json.loads(json.dumps(meta["settings"])).items() if k not in ignore}
-    return old == new and saved["data"] == meta["data"]
+def _changed_settings(saved: dict, meta: dict) -> list[str]:
+    """What keeps a saved run from being continued (only the number of epochs may change)."""
+    new = json.loads(json.dumps(meta["settings"]))
+    changed = [key for key in new if key != "epochs" and saved["settings"].get(key) != new[key]]
+    if saved["data"]["fingerprint"] != meta["data"]["fingerprint"]:
+        changed.append("data")
+    return changed
 
 
 def _train_epoch(

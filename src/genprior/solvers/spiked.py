@@ -1,0 +1,395 @@
+"""Rank-one spiked matrix models with a generative prior, and their classical baselines.
+
+Cocola, Hand & Voroninski (NeurIPS 2020, arXiv 2006.07953) estimate a spike y* = G(x*) from
+
+- Wishart: N samples x_i = u_i y* + sigma z_i (u_i ~ N(0, 1), z_i ~ N(0, I_n)), through
+  M = X^T X / N - sigma^2 I, with X (N, n) the samples as rows;
+- Wigner: Y = y* y*^T + nu H, with H a GOE matrix, (W + W^T) / sqrt(2n) for W (n, n) i.i.d.
+  N(0, 1),
+
+by minimising f(x) = 1/4 ||G(x) G(x)^T - M||_F^2 with gradient descent (see
+:mod:`genprior.solvers.negation`). The baselines are the top eigenvector of M (spectral) and
+sparse PCA by the truncated power method (Yuan & Zhang, JMLR 2013). Both return unit vectors
+(the experiments' spikes have norm 1) and cannot tell y* from -y*, so their errors are taken up
+to sign; G(x) >= 0 fixes the sign of the generative estimate.
+
+Shapes: R trials, S starts, N samples (Wishart), n = the spike's length (the network's output).
+"""
+
+import logging
+import math
+import time
+
+import torch
+
+from genprior.errors import NonFiniteError, ShapeError, check_choice
+from genprior.priors.random_relu import RandomReLUNetwork, trial_generator
+from genprior.solvers.negation import (
+    NEGATION,
+    DescentResult,
+    Objective,
+    check_count,
+    check_positive,
+    descend,
+    finish,
+    starts,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SpikedDescent",
+    "SpikedMatrix",
+    "SpikedObjective",
+    "WishartSamples",
+    "goe",
+    "sign_free_error",
+    "spectral_estimate",
+    "spiked_wigner",
+    "spiked_wishart",
+    "truncated_power_method",
+]
+
+NOISE_STREAM = 201  # trial_generator stream of the spiked models' noise
+SYMMETRY_TOL = 1e-6
+
+
+class SpikedMatrix:
+    """Symmetric data matrices M (R, n, n), e.g. a spiked Wigner matrix Y.
+
+    Args:
+        matrix: (R, n, n), symmetric (max |M - M^T| <= 1e-6 max |M|) and finite.
+
+    Raises:
+        ShapeError: unless matrix is (R, n, n).
+        ValueError: for a matrix that is not symmetric.
+        NonFiniteError: for NaN or inf entries.
+    """
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        if not isinstance(matrix, torch.Tensor) or matrix.ndim != 3:
+            shape = tuple(matrix.shape) if isinstance(matrix, torch.Tensor) else type(matrix)
+            raise ShapeError(f"matrix must have shape (R, n, n); received {shape}")
+        if matrix.shape[1] != matrix.shape[2]:
+            raise ShapeError(f"matrix must be square, (R, n, n); received {tuple(matrix.shape)}")
+        if not torch.isfinite(matrix).all():
+            raise NonFiniteError("matrix holds NaN or infinite values")
+        asym = (matrix - matrix.transpose(1, 2)).abs().amax().item()
+        scale = matrix.abs().amax().item()
+        if asym > SYMMETRY_TOL * max(scale, 1e-30):
+            raise ValueError(
+                "the Wigner model needs a symmetric matrix; received one with "
+                f"max |M - M^T| = {asym:.3g} (max |M| = {scale:.3g}); symmetrise it, e.g. "
+                "(M + M^T) / 2"
+            )
+        self.matrix = matrix
+
+    @property
+    def size(self) -> int:
+        """n."""
+        return self.matrix.shape[-1]
+
+    @property
+    def trials(self) -> int:
+        """R."""
+        return self.matrix.shape[0]
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """M v for v (R, S, n) -> (R, S, n)."""
+        return torch.bmm(v, self.matrix)  # M symmetric: v M = (M v^T)^T
+
+    def frobenius_sq(self) -> torch.Tensor:
+        """||M||_F^2, (R,)."""
+        return self.matrix.pow(2).sum((1, 2))
+
+    def subset(self, index: torch.Tensor) -> "SpikedMatrix":
+        """The trials ``index`` only (no symmetry re-check)."""
+        data = SpikedMatrix.__new__(SpikedMatrix)
+        data.matrix = self.matrix[index]
+        return data
+
+    def dense(self) -> torch.Tensor:
+        """M, (R, n, n)."""
+        return self.matrix
+
+
+class WishartSamples:
+    """M = X^T X / N - sigma^2 I kept in factored form: products cost O(N n), not O(n^2).
+
+    Args:
+        samples: X, (R, N, n), one sample per row.
+        sigma: the noise level, finite and >= 0.
+    """
+
+    def __init__(self, samples: torch.Tensor, sigma: float) -> None:
+        if not isinstance(samples, torch.Tensor) or samples.ndim != 3:
+            shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples)
+            raise ShapeError(f"samples must have shape (R, N, n); received {shape}")
+        if not torch.isfinite(samples).all():
+            raise NonFiniteError("samples hold NaN or infinite values")
+        self.samples = samples
+        self.sigma = check_positive("sigma", sigma, 0.0)
+
+    @property
+    def size(self) -> int:
+        """n."""
+        return self.samples.shape[-1]
+
+    @property
+    def trials(self) -> int:
+        """R."""
+        return self.samples.shape[0]
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """M v for v (R, S, n) -> (R, S, n)."""
+        n_samples = self.samples.shape[1]
+        xv = torch.bmm(v, self.samples.transpose(1, 2))  # (R, S, N)
+        return torch.bmm(xv, self.samples) / n_samples - self.sigma**2 * v
+
+    def frobenius_sq(self) -> torch.Tensor:
+        """||M||_F^2 = ||X X^T||_F^2 / N^2 - 2 sigma^2 ||X||_F^2 / N + sigma^4 n, (R,)."""
+        n_samples = self.samples.shape[1]
+        gram = torch.bmm(self.samples, self.samples.transpose(1, 2))  # (R, N, N)
+        trace = self.samples.pow(2).sum((1, 2))
+        return (
+            gram.pow(2).sum((1, 2)) / n_samples**2
+            - 2 * self.sigma**2 * trace / n_samples
+            + self.sigma**4 * self.size
+        )
+
+    def subset(self, index: torch.Tensor) -> "WishartSamples":
+        """The trials ``index`` only."""
+        return WishartSamples(self.samples[index], self.sigma)
+
+    def dense(self) -> torch.Tensor:
+        """M, (R, n, n)."""
+        n_samples = self.samples.shape[1]
+        eye = torch.eye(self.size, dtype=self.samples.dtype)
+        xtx = torch.bmm(self.samples.transpose(1, 2), self.samples)
+        return xtx / n_samples - self.sigma**2 * eye
+
+
+SpikedData = SpikedMatrix | WishartSamples
+
+
+def goe(
+    n: int, trials: int = 1, *, seed: int = 0, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """GOE matrices H = (W + W^T) / sqrt(2n), W with i.i.d. N(0, 1) entries: (R, n, n).
+
+    Off-diagonal entries have variance 1/n, diagonal ones 2/n; the spectrum fills [-2, 2].
+    (The authors' released code adds W^T to itself, which is not symmetric.)
+    """
+    n = check_count("n", n)
+    trials = check_count("trials", trials)
+    dtype = dtype or torch.get_default_dtype()
+    out = torch.empty(trials, n, n, dtype=dtype)
+    for r in range(trials):
+        w = torch.randn(n, n, generator=trial_generator(seed, r, NOISE_STREAM), dtype=dtype)
+        out[r] = (w + w.T) / math.sqrt(2 * n)
+    return out
+
+
+def spiked_wigner(spike: torch.Tensor, nu: float, *, seed: int = 0) -> SpikedMatrix:
+    """Y = y y^T + nu H per trial, for spikes y (R, n); H from :func:`goe`."""
+    _check_spike(spike)
+    nu = check_positive("nu", nu, 0.0)
+    n_trials, n = spike.shape
+    y = torch.einsum("ri,rj->rij", spike, spike)  # (R, n, n)
+    if nu > 0:
+        y = y + nu * goe(n, n_trials, seed=seed, dtype=spike.dtype)
+    return SpikedMatrix(y)
+
+
+def spiked_wishart(
+    spike: torch.Tensor, n_samples: int, sigma: float = 1.0, *, seed: int = 0
+) -> WishartSamples:
+    """N samples x_i = u_i y + sigma z_i per trial, for spikes y (R, n)."""
+    _check_spike(spike)
+    n_samples = check_count("n_samples", n_samples)
+    sigma = check_positive("sigma", sigma, 0.0)
+    n_trials, n = spike.shape
+    rows = []
+    for r in range(n_trials):
+        gen = trial_generator(seed, r, NOISE_STREAM)
+        u = torch.randn(n_samples, 1, generator=gen, dtype=spike.dtype)
+        z = torch.randn(n_samples, n, generator=gen, dtype=spike.dtype)
+        rows.append(u * spike[r] + sigma * z)
+    return WishartSamples(torch.stack(rows), sigma)
+
+
+def _check_spike(spike: torch.Tensor) -> None:
+    if not isinstance(spike, torch.Tensor) or spike.ndim != 2:
+        shape = tuple(spike.shape) if isinstance(spike, torch.Tensor) else type(spike).__name__
+        raise ShapeError(f"spike must have shape (R, n); received {shape}")
+    if not torch.isfinite(spike).all():
+        raise NonFiniteError("spike holds NaN or infinite values")
+
+
+class SpikedObjective(Objective):
+    """f(x) = 1/4 ||G(x) G(x)^T - M||_F^2; gradient in y = G(x): ||y||^2 y - M y.
+
+    Args:
+        network: R networks with output size n.
+        data: the data matrices, :class:`SpikedMatrix` or :class:`WishartSamples`.
+    """
+
+    def __init__(self, network: RandomReLUNetwork, data: SpikedData) -> None:
+        super().__init__(network)
+        self.data = data
+        self.constant = data.frobenius_sq()  # (R,)
+
+    def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """See :meth:`genprior.solvers.negation.Objective.output_loss_grad`."""
+        mg = self.data.matvec(g)  # (R, S, n)
+        gg = g.pow(2).sum(-1)  # (R, S)
+        # ||y y^T - M||^2 = ||y||^4 - 2 y^T M y + ||M||^2
+        loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + self.constant.unsqueeze(1))
+        return loss, g * gg.unsqueeze(-1) - mg
+
+    def subset(self, index: torch.Tensor) -> "SpikedObjective":
+        """See :meth:`genprior.solvers.negation.Objective.subset`."""
+        sub = SpikedObjective.__new__(SpikedObjective)
+        sub.network, sub.data = self.network.subset(index), self.data.subset(index)
+        sub.constant = self.constant[index]
+        return sub
+
+
+class SpikedDescent:
+    """Estimate the spike G(x*) by gradient descent on f(x) = 1/4 ||G(x) G(x)^T - M||_F^2.
+
+    The authors' settings (weights of std 2/sqrt(n_i), x_0 ~ N(0, (1e-4)^2 I), Wishart lr
+    0.005 for 2500 steps, Wigner lr 0.01 for 2000 steps, two starts) translate to
+    W_i ~ N(0, 1/n_i) by homogeneity: scaling every weight by c scales the latent space by
+    c^d, so lr becomes lr * c^(2d) and x_0 becomes c^d x_0 (c = 2: lr * 16, x_0 * 4 for two
+    layers); :mod:`genprior.theory.experiments` does this.
+
+    Args:
+        lr: step size, > 0.
+        max_iters: gradient steps per start, >= 0.
+        grad_tol: stop a start once ||grad f|| <= grad_tol; 0 runs every step.
+        negation: "two-start" (the paper), "every-step" or "none".
+        x0_std: random starts are N(0, x0_std^2 I).
+    """
+
+    def __init__(
+        self,
+        *,
+        lr: float = 0.08,
+        max_iters: int = 2500,
+        grad_tol: float = 0.0,
+        negation: str = "two-start",
+        x0_std: float = 4e-4,
+    ) -> None:
+        self.lr = check_positive("lr", lr)
+        self.max_iters = check_count("max_iters", max_iters, low=0)
+        self.grad_tol = check_positive("grad_tol", grad_tol, 0.0)
+        check_choice("negation", negation, NEGATION)
+        self.negation = negation
+        self.x0_std = check_positive("x0_std", x0_std)
+
+    def solve(
+        self,
+        network: RandomReLUNetwork,
+        data: SpikedData,
+        *,
+        x0: torch.Tensor | None = None,
+        seed: int = 0,
+    ) -> DescentResult:
+        """Estimate one spike per network; the estimate is ``result.signal`` (R, n).
+
+        Raises:
+            TypeError: for data that is not a SpikedMatrix or WishartSamples.
+            ShapeError: when data's R or n differ from the networks'.
+        """
+        started = time.perf_counter()
+        if not isinstance(data, SpikedMatrix | WishartSamples):
+            raise TypeError(
+                "data must be a SpikedMatrix (Wigner) or WishartSamples; "
+                f"received {type(data).__name__}"
+            )
+        expected = (network.trials, network.output_shape[0])
+        if (data.trials, data.size) != expected:
+            raise ShapeError(
+                f"data must hold R={expected[0]} matrices of size n={expected[1]} to match "
+                f"the networks; received R={data.trials}, n={data.size}"
+            )
+        objective = SpikedObjective(network, data)
+        raw = descend(
+            objective,
+            starts(network, x0, self.negation, seed, self.x0_std),
+            lr=self.lr,
+            max_iters=self.max_iters,
+            grad_tol=self.grad_tol,
+            negate=self.negation == "every-step",
+        )
+        return finish(objective, raw, started)
+
+
+def sign_free_error(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """min(||e - y||, ||e + y||) per row: (R, n), (R, n) -> (R,)."""
+    return torch.minimum((estimate - truth).norm(dim=-1), (estimate + truth).norm(dim=-1))
+
+
+def spectral_estimate(data: SpikedData, *, iters: int = 200, block: int = 4) -> torch.Tensor:
+    """The top eigenvector v_1 of M, unit norm: (R, n).
+
+    The experiments know ||y*|| = 1 and give the baselines that norm; v_1 scaled by
+    sqrt(lambda_1) would be far too long when N << n (Wishart) or past the spectral
+    threshold. Wishart: exact, from X X^T or X^T X, whichever is smaller. Symmetric matrices:
+    subspace iteration with ``block`` vectors on M + c I (c bounds the most negative
+    eigenvalue of a Wigner bulk, so the top eigenvalue dominates), then Rayleigh-Ritz.
+    """
+    if isinstance(data, WishartSamples):
+        x = data.samples
+        if x.shape[1] >= x.shape[2]:  # N >= n: the covariance is the smaller matrix
+            return torch.linalg.eigh(torch.bmm(x.transpose(1, 2), x))[1][..., -1]
+        _, vecs = torch.linalg.eigh(torch.bmm(x, x.transpose(1, 2)))  # ascending
+        v = torch.bmm(vecs[..., -1:].transpose(1, 2), x)[:, 0]  # X^T u_1, (R, n)
+        return v / v.norm(dim=-1, keepdim=True)
+    return _top_eigenvector(data.matrix, iters, block)
+
+
+def _top_eigenvector(matrix: torch.Tensor, iters: int, block: int) -> torch.Tensor:
+    n_trials, n, _ = matrix.shape
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(n_trials, n, block, generator=gen, dtype=torch.float64).to(matrix.dtype)
+    # A Wigner bulk nu H has rms eigenvalue ||M||_F / sqrt(n) ~ nu and fills [-2 nu, 2 nu].
+    shift = 2.2 * (matrix.pow(2).sum((1, 2)) / n).sqrt().view(-1, 1, 1)
+    for _ in range(iters):
+        q, _ = torch.linalg.qr(torch.bmm(matrix, q) + shift * q)
+    ritz = torch.bmm(q.transpose(1, 2), torch.bmm(matrix, q))  # (R, block, block)
+    _, vecs = torch.linalg.eigh(ritz)
+    v = torch.bmm(q, vecs[..., -1:])[..., 0]
+    return v / v.norm(dim=-1, keepdim=True)
+
+
+def truncated_power_method(
+    data: SpikedData, sparsity: int, *, iters: int = 100, init: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sparse PCA by the truncated power method: v <- normalise(truncate_s(M v)), unit norm.
+
+    Args:
+        data: the data matrices.
+        sparsity: s, the number of entries kept, 1..n.
+        iters: power steps.
+        init: starting vectors (R, n); None starts from the spectral estimate.
+
+    Returns:
+        Unit vectors (R, n) with at most s non-zero entries.
+    """
+    n = data.size
+    if not (isinstance(sparsity, int) and 1 <= sparsity <= n):
+        raise ValueError(f"sparsity must be an integer in 1..{n}; received {sparsity!r}")
+    v = spectral_estimate(data) if init is None else init
+    v = _truncate(v, sparsity)
+    for _ in range(iters):
+        v = _truncate(data.matvec(v.unsqueeze(1))[:, 0], sparsity)
+    return v
+
+
+def _truncate(v: torch.Tensor, sparsity: int) -> torch.Tensor:
+    """Keep the s largest |entries| of each row (R, n), zero the rest, normalise."""
+    index = v.abs().topk(sparsity, dim=-1).indices
+    out = torch.zeros_like(v).scatter(-1, index, v.gather(-1, index))
+    return out / out.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)

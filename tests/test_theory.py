@@ -1,0 +1,300 @@
+"""Random ReLU networks, negation descent, spiked models, conditions and the theory CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from genprior.cli.main import main
+from genprior.errors import NonFiniteError, OptionError, ShapeError
+from genprior.io import read_csv
+from genprior.operators import GaussianCS, PhaseRetrieval
+from genprior.priors.random_relu import RandomReLUNetwork, check_widths
+from genprior.solvers.negation import MeasurementObjective, NegationDescent, relative_error
+from genprior.solvers.spiked import (
+    SpikedDescent,
+    SpikedMatrix,
+    SpikedObjective,
+    goe,
+    sign_free_error,
+    spectral_estimate,
+    spiked_wigner,
+    spiked_wishart,
+    truncated_power_method,
+)
+from genprior.theory import PhaseTransitionConfig, SpikedConfig
+from genprior.theory.conditions import check_conditions, expected_gram
+from genprior.theory.recovery import check_architecture
+
+F64 = torch.float64
+
+
+def _net(widths, trials=4, seed=0):
+    return RandomReLUNetwork(widths, trials=trials, seed=seed, dtype=F64)
+
+
+# -- networks -------------------------------------------------------------------------------
+def test_networks_are_independent_of_batch_size_and_seeded():
+    big, small = _net([3, 20, 30], trials=5), _net([3, 20, 30], trials=2)
+    assert torch.equal(big.W2[:2], small.W2)
+    assert not torch.equal(big.W2[0], big.W2[1])
+    assert not torch.equal(_net([3, 20, 30], seed=1).W1, small.W1[:1].expand(4, -1, -1))
+
+
+def test_weight_variance_is_one_over_output_width():
+    net = RandomReLUNetwork([50, 400], trials=1, seed=0, dtype=F64)
+    assert net.W1.var().item() == pytest.approx(1 / 400, rel=0.05)
+
+
+def test_homogeneity_and_unit_target():
+    net = _net([4, 30, 40])
+    target = net.unit_target()
+    assert torch.allclose(net(target).norm(dim=1), torch.ones(4, dtype=F64))
+    assert torch.allclose(net(2.5 * target), 2.5 * net(target))
+    assert (target[:, [0, 2, 3]] == 0).all() and (target[:, 1] > 0).all()
+
+
+def test_jacobian_and_vjp_match_autograd():
+    net = _net([3, 15, 20, 12], trials=2)
+    x = torch.randn(2, 3, dtype=F64)
+    auto = torch.stack(
+        [
+            torch.autograd.functional.jacobian(lambda v, r=r: _single(net, r, v), x[r])
+            for r in range(2)
+        ]
+    )  # (R, N, K)
+    assert torch.allclose(net.jacobian(x), auto, atol=1e-12)
+    g = torch.randn(2, 1, 12, dtype=F64)
+    _, masks = net.forward_with_masks(x.unsqueeze(1))
+    assert torch.allclose(net.vjp(masks, g)[:, 0], torch.einsum("rn,rnk->rk", g[:, 0], auto))
+
+
+def _single(net, r, v):
+    for w in net.weights:
+        v = torch.relu(w[r] @ v)
+    return v
+
+
+@pytest.mark.parametrize(
+    "widths", [[0, 5], [3], [3, -1], [3.0, 5], "3-5", [True, 4], None, [3, 5.5]]
+)
+def test_bad_widths_are_named(widths):
+    with pytest.raises(ValueError, match="widths must be a list of at least two positive"):
+        check_widths(widths)
+
+
+def test_from_weights_checks_shapes_and_values():
+    with pytest.raises(ShapeError, match=r"weights\[1\] must have shape"):
+        RandomReLUNetwork.from_weights([torch.randn(5, 3), torch.randn(4, 6)])
+    with pytest.raises(NonFiniteError, match=r"weights\[0\]"):
+        RandomReLUNetwork.from_weights([torch.full((5, 3), math.nan)])
+    net = RandomReLUNetwork.from_weights([torch.randn(5, 3), torch.randn(4, 5)])
+    assert net.widths == (3, 5, 4) and net.trials == 1
+
+
+# -- gradients against finite differences ---------------------------------------------------
+def _finite_difference_check(objective, k, trials):
+    x = torch.randn(trials, 1, k, dtype=F64)
+    _, grad = objective.loss_grad(x)
+    direction = torch.randn_like(x)
+    h = 1e-6
+    numeric = (objective.loss(x + h * direction) - objective.loss(x - h * direction)) / (2 * h)
+    analytic = (grad * direction).sum(-1)
+    assert torch.allclose(numeric, analytic, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("loss", ["squared", "amplitude"])
+def test_measurement_gradient_matches_finite_differences(loss):
+    net = _net([4, 25, 30], trials=3)
+    A = torch.randn(3, 12, 30, dtype=F64)
+    objective = MeasurementObjective(net, torch.randn(3, 12, dtype=F64).abs(), A, loss)
+    _finite_difference_check(objective, 4, 3)
+
+
+def test_spiked_gradients_match_finite_differences():
+    net = _net([3, 20, 25], trials=2)
+    spike = net(net.unit_target())
+    for data in (spiked_wishart(spike, 7, 0.5, seed=1), spiked_wigner(spike, 0.3, seed=1)):
+        _finite_difference_check(SpikedObjective(net, data), 3, 2)
+
+
+def test_wishart_factored_form_matches_dense():
+    net = _net([3, 20, 25], trials=2)
+    data = spiked_wishart(net(net.unit_target()), 9, 0.7, seed=2)
+    dense = SpikedMatrix(data.dense())
+    v = torch.randn(2, 3, 25, dtype=F64)
+    assert torch.allclose(data.matvec(v), dense.matvec(v))
+    assert torch.allclose(data.frobenius_sq(), dense.frobenius_sq())
+
+
+# -- recovery -------------------------------------------------------------------------------
+def test_noiseless_compressed_sensing_recovers_small_k():
+    net = _net([4, 120, 100], trials=6, seed=1)
+    signal = net(net.unit_target())
+    A = torch.stack([GaussianCS((100,), 60, seed=s).A for s in range(6)]).to(F64)
+    y = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]
+    result = NegationDescent(max_iters=4000).solve(net, y, A, seed=0)
+    assert (relative_error(result.signal, signal) < 1e-6).all()
+    assert result.converged.all()
+
+
+def test_negation_rescues_a_start_in_the_wrong_half_space():
+    net = _net([5, 100, 100, 100, 100], trials=8, seed=3)
+    target = net.unit_target()
+    signal = net(target)
+    x0 = -target + 0.05 * torch.randn(8, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    plain = NegationDescent(negation="none", max_iters=1500).solve(net, signal, x0=x0)
+    negated = NegationDescent(negation="every-step", max_iters=1500).solve(net, signal, x0=x0)
+    assert (relative_error(plain.signal, signal) > 0.3).sum() >= 5
+    assert (relative_error(negated.signal, signal) < 1e-6).all()
+    assert (negated.flips >= 1).all()
+    two = NegationDescent(negation="two-start", max_iters=1500).solve(net, signal, x0=x0)
+    assert (relative_error(two.signal, signal) < 1e-6).all() and (two.start == 1).all()
+
+
+def test_phase_retrieval_operator_and_amplitude_loss():
+    net = _net([3, 80, 120], trials=6, seed=2)
+    signal = net(net.unit_target())
+    op = PhaseRetrieval((120,), 100, seed=0).double()
+    result = NegationDescent(max_iters=4000).solve(net, op(signal), op, seed=1)
+    assert (relative_error(result.signal, signal) < 1e-6).sum() >= 5
+
+
+def test_spiked_solver_recovers_the_spike_exactly_at_zero_noise():
+    net = _net([3, 40, 60], trials=3, seed=4)
+    spike = net(net.unit_target())
+    solver = SpikedDescent(lr=0.1, max_iters=3000, grad_tol=1e-11)
+    result = solver.solve(net, spiked_wigner(spike, 0.0), seed=0)
+    assert ((result.signal - spike).norm(dim=1) < 1e-6).all()
+    assert sign_free_error(spectral_estimate(spiked_wigner(spike, 0.0)), spike).max() < 1e-6
+
+
+def test_wishart_baselines_and_generative_estimate_improve_with_samples():
+    net = _net([3, 40, 60], trials=3, seed=4)
+    spike = net(net.unit_target())
+    data = spiked_wishart(spike, 4000, 0.3, seed=0)
+    assert sign_free_error(spectral_estimate(data), spike).max() < 0.1
+    assert sign_free_error(truncated_power_method(data, 30), spike).max() < 0.2
+    result = SpikedDescent(lr=0.1, max_iters=2000).solve(net, data)
+    assert (result.signal - spike).norm(dim=1).max() < 0.05
+
+
+def test_goe_is_symmetric_with_the_right_variances():
+    h = goe(300, 2, seed=0, dtype=F64)
+    assert torch.equal(h, h.transpose(1, 2))
+    off = h[:, torch.triu_indices(300, 300, 1)[0], torch.triu_indices(300, 300, 1)[1]]
+    assert off.var().item() == pytest.approx(1 / 300, rel=0.05)
+    assert h.diagonal(dim1=1, dim2=2).var().item() == pytest.approx(2 / 300, rel=0.2)
+    y = spiked_wigner(torch.rand(2, 300, dtype=F64), 0.5).matrix
+    assert torch.equal(y, y.transpose(1, 2))
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_non_symmetric_matrix_is_rejected():
+    with pytest.raises(ValueError, match="symmetric matrix; received one with max"):
+        SpikedMatrix(torch.randn(1, 5, 5))
+
+
+def test_nans_and_shapes_are_clear_errors():
+    net = _net([3, 10, 8], trials=2)
+    solver = NegationDescent(max_iters=5)
+    with pytest.raises(NonFiniteError, match="y holds NaN"):
+        solver.solve(net, torch.full((2, 8), math.nan, dtype=F64))
+    with pytest.raises(ShapeError, match=r"y must have shape \(R, M\) = \(2, 8\); received"):
+        solver.solve(net, torch.zeros(3, 8, dtype=F64))
+    with pytest.raises(ShapeError, match=r"A must hold one matrix per network"):
+        solver.solve(net, torch.zeros(2, 4, dtype=F64), torch.zeros(3, 4, 8))
+    with pytest.raises(NonFiniteError, match="x0 holds NaN"):
+        solver.solve(net, torch.zeros(2, 8, dtype=F64), x0=torch.full((2, 3), math.nan))
+    with pytest.raises(NonFiniteError, match="spike holds NaN"):
+        spiked_wishart(torch.full((2, 8), math.nan, dtype=F64), 3)
+    with pytest.raises(ShapeError, match="R=2 matrices of size n=8"):
+        SpikedDescent().solve(net, spiked_wigner(torch.rand(1, 8, dtype=F64), 0.1))
+
+
+def test_bad_options_name_the_argument():
+    with pytest.raises(OptionError, match="negation must be one of every-step"):
+        NegationDescent(negation="sometimes")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0; received -1"):
+        NegationDescent(lr=-1)
+    with pytest.raises(ValueError, match=r"k must be at most the first layer width n1 = 50"):
+        check_architecture(60, (50, 40))
+    with pytest.raises(ValueError, match=r"m must be an integer in 1..40 .* received m = 0"):
+        check_architecture(5, (50, 40), m=0)
+    with pytest.raises(ValueError, match="k must be at most"):
+        PhaseTransitionConfig(architectures=((50, 40),), ks=((60,),), m=20).validated()
+    with pytest.raises(OptionError, match="model must be one of wishart, wigner"):
+        SpikedConfig(models=("gaussian",)).validated()
+
+
+# -- conditions -----------------------------------------------------------------------------
+def test_expected_gram_matches_monte_carlo():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(200000, 3, generator=gen, dtype=F64) / math.sqrt(200000)
+    x, y = torch.tensor([1.0, 0.0, 0.0], dtype=F64), torch.tensor([0.3, 1.0, -0.2], dtype=F64)
+    empirical = (w * (w @ x > 0)[:, None]).T @ (w * (w @ y > 0)[:, None])
+    assert torch.allclose(empirical, expected_gram(x, y), atol=0.01)
+    assert torch.allclose(expected_gram(x, 2 * x), 0.5 * torch.eye(3, dtype=F64))
+
+
+def test_conditions_improve_with_expansivity():
+    gen = torch.Generator().manual_seed(0)
+    wide = [torch.randn(400, 4, generator=gen, dtype=F64)]
+    narrow = [torch.randn(8, 4, generator=gen, dtype=F64)]
+    (w,), (n,) = check_conditions(wide, pairs=20), check_conditions(narrow, pairs=20)
+    assert w["wdc"] < n["wdc"] and w["layer"] == 1 and w["n_out"] == 400
+    rows = check_conditions([torch.randn(60, 3), torch.randn(80, 60)], pairs=10)
+    assert [r["layer"] for r in rows] == [1, 2] and all(r["r2wdc"] >= 0 for r in rows)
+
+
+# -- command line ---------------------------------------------------------------------------
+def test_phase_transition_command_writes_the_summary_and_resumes(tmp_path, capsys):
+    args = ["theory", "phase-transition", "--widths", "60-50", "--ks", "2", "30", "--m", "40"]
+    args += ["--trials", "3", "--max-iters", "400", "--out", str(tmp_path)]
+    assert main(args) == 0
+    rows = read_csv(tmp_path / "summary.csv")
+    assert list(rows[0]) == ["widths", "k", "trials", "success_rate"]
+    assert [(r["widths"], r["k"], r["trials"]) for r in rows] == [
+        ("k-60-50", "2", "3"),
+        ("k-60-50", "30", "3"),
+    ]
+    assert float(rows[0]["success_rate"]) == 1.0
+    assert (tmp_path / "success.png").is_file()
+    first = json.loads((tmp_path / "summary.json").read_text())
+    assert main(args) == 0  # resumes: nothing recomputed
+    again = json.loads((tmp_path / "summary.json").read_text())
+    assert again["seconds_per_point"] == first["seconds_per_point"]
+    assert "k-60-50" in capsys.readouterr().out
+
+
+def test_spiked_command_writes_the_summary(tmp_path):
+    args = ["theory", "spiked", "--quick", "--ks", "3", "--hidden", "20", "40", "--trials", "2"]
+    assert main([*args, "--max-iters", "50", "--out", str(tmp_path)]) == 0
+    rows = read_csv(tmp_path / "summary.csv")
+    assert list(rows[0]) == ["model", "method", "k", "theta", "error_mean"]
+    assert {r["model"] for r in rows} == {"wishart", "wigner"}
+    assert {r["method"] for r in rows} == {"generative", "spectral", "sparse-pca"}
+    assert (tmp_path / "spiked.png").is_file()
+
+
+def test_bad_command_line_values_are_one_line_errors(tmp_path, capsys):
+    code = main(
+        ["theory", "phase-transition", "--widths", "50-40", "--ks", "60", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "k must be at most the first layer width n1 = 50" in capsys.readouterr().err
+    code = main(["theory", "phase-transition", "--widths", "a-b", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--widths must be hidden widths joined by '-'" in capsys.readouterr().err
+
+
+def test_conditions_command_reads_a_weight_file(tmp_path, capsys):
+    path = tmp_path / "weights.pt"
+    torch.save({"W1": torch.randn(40, 3), "W2": torch.randn(50, 40)}, path)
+    args = ["theory", "conditions", "--weights", str(path), "--pairs", "5"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "conditions.json").read_text())["rows"]
+    assert [(r["layer"], r["n_out"], r["n_in"]) for r in rows] == [(1, 40, 3), (2, 50, 40)]
+    assert "R2WDC" in capsys.readouterr().out
+    assert main(["theory", "conditions", "--weights", str(tmp_path / "missing.pt")]) == 2
