@@ -165,3 +165,11 @@ def test_corrupt_training_state_is_reported(tmp_path, digits):
     (tmp_path / STATE).write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         train_vae(config, digits, tmp_path)
+
+
+def test_fewer_epochs_than_already_trained_is_an_error(tmp_path, digits):
+    config = TrainConfig(epochs=2, batch_size=100, latent_dim=2, hidden=(16,))
+    train_vae(config, digits, tmp_path)
+    fewer = TrainConfig(**{**config.__dict__, "epochs": 1})
+    with pytest.raises(CheckpointError, match="already trained for 2 epochs"):
+        train_vae(fewer, digits, tmp_path)

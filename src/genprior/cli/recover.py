@@ -16,7 +16,7 @@ Writes results.csv, summary.csv, summary.json, error.png and grid.png into --out
 interrupted run resumes from its last finished point when rerun with the same settings.
 
 The full protocol (300 images, 9 values of m, 1000 steps) takes about half an hour on two
-CPU cores; --quick (20 images, m in 25 50 100 200, 300 steps, 5 restarts) about a minute.
+CPU cores; --quick (30 images, m in 25 50 100 200, 500 steps, 5 restarts) under a minute.
 """
 
 RECOVER_DESCRIPTION = """\
@@ -90,13 +90,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="methods among vae, lasso-dct, lasso-wavelet, pinv (default: the task's)",
     )
     parser.add_argument(
-        "--n-images", type=int, default=None, help="test images (default 300, quick 20)"
+        "--n-images", type=int, default=None, help="test images (default 300, quick 30)"
     )
     parser.add_argument(
         "--noise-std", type=float, default=None, help="noise level (default: the task's)"
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="Adam steps (default 1000, quick 300)"
+        "--steps", type=int, default=None, help="Adam steps (default 1000, quick 500)"
     )
     parser.add_argument(
         "--restarts", type=int, default=None, help="random restarts (default 10, quick 5)"

@@ -129,12 +129,12 @@ class RecoveryConfig:
 
     @staticmethod
     def quick(**overrides: object) -> "RecoveryConfig":
-        """A fast look: the task's quick sweep, 20 images, 300 steps, 5 restarts."""
+        """A fast look: the task's quick sweep, 30 images, 500 steps, 5 restarts."""
         task = get_task(str(overrides.get("task", "cs")))
         settings = {
             "params": task.quick_sweep,
-            "n_images": 20,
-            "steps": 300,
+            "n_images": 30,
+            "steps": 500,
             "restarts": 5,
             "lasso_iters": 300,
             "n_val": 20,

@@ -103,6 +103,8 @@ def plot_error_curves(
     values = sorted({float(row[param]) for row in summary})
     axis.set_xticks(values, [f"{value:g}" for value in values])
     axis.minorticks_off()
+    if len(values) > 5:
+        axis.tick_params(axis="x", labelrotation=45)
     axis.set_yscale("log")
     axis.set_xlabel(param)
     axis.set_ylabel(f"per-pixel {metric.upper()} (mean +- s.e.)")
