@@ -4,7 +4,8 @@ automatic choice, and the per-sample Python loop that users often write, in the 
 Over a grid of output sizes P and directions per point K, one training step (the loss on a
 batch of B points, then ``backward`` to the parameters of an MLP D -> 256 -> 256 -> P) is
 timed for each way of computing the directional derivatives. Modes are timed in interleaved
-rounds and the median is kept. The loop differentiates every output of every point with its
+rounds of about 30 ms each and the median is kept; ``auto`` is timed on its own, as users
+call it. The loop (timed once, it is slow) differentiates every output of every point with its
 own ``torch.autograd.grad(create_graph=True)`` call.
 
     python benchmarks/sobolev_speed.py [--quick] [--batch 128] [--dim 32]
@@ -14,6 +15,7 @@ loop / auto ratio over the grid>``.
 """
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -21,6 +23,8 @@ import torch
 
 from genprior.sobolev import SobolevData, choose_mode, sobolev_loss
 from genprior.sobolev.training import mlp
+
+ORDERS = list(itertools.permutations(["forward", "reverse", "auto"]))
 
 
 def loop_loss(model: torch.nn.Module, data: SobolevData) -> torch.Tensor:
@@ -48,16 +52,32 @@ def step(model: torch.nn.Module, data: SobolevData, mode: str) -> float:
     return float(loss.detach())
 
 
-def timed(model: torch.nn.Module, data: SobolevData, mode: str) -> tuple[float, float]:
+def timed(model: torch.nn.Module, data: SobolevData, mode: str, seconds: float) -> float:
+    """Seconds per step, averaged over as many consecutive steps as fit in ``seconds``.
+
+    One untimed step comes first: the step after another mode's is slower (measured up to
+    20% after a reverse-mode step with P = 64, from re-allocated memory).
+    """
+    step(model, data, mode)
     started = time.perf_counter()
-    loss = step(model, data, mode)
-    return time.perf_counter() - started, loss
+    count = 0
+    while True:
+        step(model, data, mode)
+        count += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return elapsed / count
 
 
 def measure(
     outputs: int, directions: int, args: argparse.Namespace, rounds: int
 ) -> dict[str, float]:
-    """Median seconds per step for each mode at one grid point, and the loss spread."""
+    """Median seconds per step for each mode at one grid point, and the loss spread.
+
+    Each sample averages the consecutive steps that fit in ``args.sample_ms``. The modes take
+    turns within each round, cycling through the six orders, so slow drifts of the machine
+    hit them alike.
+    """
     generator = torch.Generator().manual_seed(outputs * 1000 + directions)
     model = mlp(args.dim, (256, 256), outputs, seed=0)
     x = torch.randn(args.batch, args.dim, generator=generator)
@@ -69,17 +89,15 @@ def measure(
         torch.randn(args.batch, directions, outputs, generator=generator),
     )
     modes = ["forward", "reverse", "auto"]
-    for mode in modes:  # warm up
-        step(model, data, mode)
+    losses = {mode: step(model, data, mode) for mode in modes}  # also warms up
     times: dict[str, list[float]] = {mode: [] for mode in modes}
-    losses = {}
-    for _ in range(rounds):
-        for mode in modes:
-            seconds, losses[mode] = timed(model, data, mode)
-            times[mode].append(seconds)
-    loop_seconds, losses["loop"] = timed(model, data, "loop")
+    for r in range(rounds):
+        for mode in ORDERS[r % len(ORDERS)]:
+            times[mode].append(timed(model, data, mode, args.sample_ms / 1e3))
     result = {mode: statistics.median(values) for mode, values in times.items()}
-    result["loop"] = loop_seconds
+    started = time.perf_counter()
+    losses["loop"] = step(model, data, "loop")
+    result["loop"] = time.perf_counter() - started
     result["loss_spread"] = max(losses.values()) - min(losses.values())
     return result
 
@@ -89,15 +107,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller grid, fewer rounds")
     parser.add_argument("--batch", type=int, default=128, help="points per step B")
     parser.add_argument("--dim", type=int, default=32, help="input dimension D")
+    parser.add_argument(
+        "--sample-ms", type=float, default=30.0, help="length of one timing sample"
+    )
     args = parser.parse_args()
     if args.quick:
-        outputs_grid, directions_grid, rounds = (1, 4, 16, 64), (1, 4, 16), 7
+        outputs_grid, directions_grid, rounds = (1, 4, 16, 64), (1, 4, 16), 9
     else:
-        outputs_grid, directions_grid, rounds = (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8, 16, 32), 11
+        outputs_grid, directions_grid, rounds = (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8, 16, 32), 15
 
     print(
         f"threads {torch.get_num_threads()}, B={args.batch}, D={args.dim}, "
-        f"MLP {args.dim}-256-256-P (tanh), median of {rounds} interleaved rounds"
+        f"MLP {args.dim}-256-256-P (tanh), median of {rounds} interleaved rounds of "
+        f"~{args.sample_ms:g} ms; loop timed once"
     )
     header = (
         f"{'P':>4}{'K':>4}{'forward ms':>12}{'reverse ms':>12}{'auto ms':>10}{'auto mode':>10}"

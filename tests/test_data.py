@@ -54,7 +54,7 @@ def test_parse_idx_round_trip_and_truncation():
 def test_missing_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.delenv("GENPRIOR_MNIST", raising=False)
     monkeypatch.setattr(mnist_module, "_candidate_raw_folders", lambda: [])
-    with pytest.raises(DatasetNotFoundError, match="make setup"):
+    with pytest.raises(DatasetNotFoundError, match="make data"):
         mnist_module.load_mnist(tmp_path)
 
 

@@ -27,7 +27,8 @@ residuals, worst seed). Also threshold.csv (the width from which both fall below
 gram.csv, curves.csv, loss_curves.png, transition.png, gram.png.
 
 Full run (n=16, D=5, widths 16..16384, 3 separations, 3 seeds, <= 20000 steps): about
-10 minutes on two CPU cores; --quick (n=10, D=4, widths 4..4096, 1 seed): under a minute.
+8 minutes on one busy CPU core; --quick (n=10, D=4, widths 4..4096, 3 separations, 1 seed):
+about 15 seconds.
 """
 
 REGRESSION_DESCRIPTION = """\
@@ -37,9 +38,9 @@ Rastrigin in several dimensions; test error is the relative MSE of values on hel
 
 summary.csv: function,dim,n_train,method,test_error_mean,test_error_sem (over seeds).
 
-Full run (4 functions, D in 2 5 10, n in 10 30 100 300, 5 seeds, 1500 steps): see the
-README for its time; --quick (3 functions, D in 2 5, n in 20 80, 5 seeds, 300 steps): about
-a minute on two CPU cores.
+Full run (4 functions, D in 2 5 10, n in 10 30 100 300, 5 seeds, 1500 steps): about 17
+minutes on one busy CPU core; --quick (3 functions, D in 2 5, n in 20 80, 5 seeds, 300
+steps): one to two minutes.
 """
 
 DISTILL_DESCRIPTION = """\
@@ -50,7 +51,8 @@ unit directions per point (`sobolev`); errors of values and derivatives on held-
 summary.csv: n_train,method,test_error_mean,test_error_sem,derivative_error_mean,
 derivative_error_sem.
 
-Full run (n in 16..512, 5 seeds, 1500 steps): a few minutes; --quick: under a minute.
+Full run (n in 16..512, 5 seeds, 1500 steps): about 4 minutes on one busy CPU core;
+--quick (n in 16 64 256, 300 steps): about a minute.
 """
 
 

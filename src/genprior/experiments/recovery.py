@@ -190,7 +190,8 @@ def run_recovery(
     x_test = dataset.tensor("test", slice(0, config.n_images))
     if len(x_test) < config.n_images:
         raise ValueError(
-            f"n_images={config.n_images} but {dataset.name} has only {len(x_test)} test images"
+            f"n_images (--n-images) must be at most {len(x_test)}, the test images "
+            f"of {dataset.name}; received {config.n_images}"
         )
     x_val = _validation_images(dataset, config)
     _check_params(config, task, tuple(x_test.shape[1:]))

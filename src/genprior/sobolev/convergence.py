@@ -204,6 +204,7 @@ def _summary(results: list[dict], config: ConvergenceConfig) -> tuple[list[dict]
                     "separation": separation,
                     "final_value_loss": max(r["final_value_loss"] for r in group),
                     "final_derivative_loss": max(r["final_derivative_loss"] for r in group),
+                    "seeds_reached_tol": sum(r["reached_tol"] for r in group),
                     "all_seeds_reached_tol": all(r["reached_tol"] for r in group),
                     "median_steps": sorted(r["steps_run"] for r in group)[len(group) // 2],
                 }
@@ -342,12 +343,18 @@ def _plot_gram(out_dir: Path, gram: list[dict], config: ConvergenceConfig) -> No
 
 def format_summary(document: dict) -> str:
     """A text table of the worst seed's final losses, and the width reaching tol."""
-    lines = [f"{'separation':>10} {'width':>7} {'value MSE':>11} {'deriv MSE':>11} {'steps':>7}"]
+    seeds = document["config"]["seeds"]
+    lines = [
+        f"{'separation':>10} {'width':>7} {'value MSE':>11} {'deriv MSE':>11} "
+        f"{'reached':>8} {'median steps':>13}"
+    ]
     for row in document["summary"]:
         lines.append(
             f"{row['separation']:>10g} {row['width']:>7d} {row['final_value_loss']:>11.2e} "
-            f"{row['final_derivative_loss']:>11.2e} {row['median_steps']:>7d}"
+            f"{row['final_derivative_loss']:>11.2e} {row['seeds_reached_tol']:>6d}/{seeds:<1d} "
+            f"{row['median_steps']:>13d}"
         )
+    lines.append("(MSEs: the worst seed's; reached: seeds with both MSEs below tol)")
     tol = document["config"]["tol"]
     for entry in document["width_reaching_tol"]:
         width = entry["width_reaching_tol"]

@@ -13,8 +13,8 @@ costs:
 - reverse mode pulls back the P output basis vectors (batched VJPs, one Jacobian row each):
   cost about ``P`` network passes, whatever K is.
 
-``mode="auto"`` picks the smaller of the two estimates; the constant in :func:`choose_mode`
-is measured by ``benchmarks/sobolev_speed.py``.
+``mode="auto"`` picks the smaller of the two estimates by :func:`choose_mode`, whose
+constant was measured with ``benchmarks/sobolev_speed.py``.
 """
 
 import logging
@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 
 MODES = ("auto", "forward", "reverse")
 
-# Measured on a 2-core CPU (benchmarks/sobolev_speed.py): a reverse pass (one VJP row,
-# differentiated once more for the parameter gradient) costs about this many forward-mode
-# tangent passes. Reverse mode wins when REVERSE_COST * P < min(K, D).
-REVERSE_COST = 1.0
+# One training step (loss and parameter gradient) costs about a + b * min(K, D) in forward
+# mode and c + b * P in reverse mode: the same slope b per tangent or cotangent pass, and an
+# intercept a - c of about 2.5 b, since forward mode carries the primal and the tangents
+# together while reverse mode shares one forward pass. Measured on a 2-core CPU with an MLP
+# D=32 -> 256 -> 256 -> P and B=128 (benchmarks/sobolev_speed.py).
+REVERSE_OFFSET = 2.5
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -46,11 +48,11 @@ class NotDifferentiableError(GenpriorError, TypeError):
 def choose_mode(outputs: int, directions: int, dim: int) -> str:
     """The cheaper mode for P = ``outputs``, K = ``directions`` and D = ``dim``.
 
-    Forward mode costs about ``min(K, D)`` tangent passes, reverse mode about
-    ``REVERSE_COST * P`` cotangent passes (each also differentiated once more when the
-    parameter gradient is taken); ties go to forward mode, which keeps no Jacobian rows.
+    Reverse mode when ``P < min(K, D) + REVERSE_OFFSET``, else forward mode: the costs are
+    affine in min(K, D) and in P with equal slopes (see ``REVERSE_OFFSET``). So one or two
+    outputs always go reverse, and many outputs with few directions go forward.
     """
-    return "reverse" if REVERSE_COST * outputs < min(directions, dim) else "forward"
+    return "reverse" if outputs < min(directions, dim) + REVERSE_OFFSET else "forward"
 
 
 def directional_derivatives(
