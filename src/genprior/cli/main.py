@@ -3,8 +3,6 @@
 import argparse
 import sys
 
-from genprior.cli import data as data_cli
-from genprior.cli import train as train_cli
 from genprior.cli.common import Formatter, Parser, add_verbose, run_safely, setup_logging
 
 DESCRIPTION = """\
@@ -44,15 +42,10 @@ def _leaf_parsers(parser: Parser) -> list[Parser]:
 
 
 def _command_modules() -> list:
-    from genprior.cli import recover as recover_cli
+    """The modules that register commands, in the order of ``genprior --help``."""
+    from genprior.cli import data, recover, sobolev, theory, train
 
-    return [
-        recover_cli,
-        train_cli,
-        data_cli,
-        __import__("genprior.cli.sobolev", fromlist=["*"]),
-        __import__("genprior.cli.theory", fromlist=["*"]),
-    ]
+    return [recover, train, data, theory, sobolev]
 
 
 def main(argv: list[str] | None = None) -> int:

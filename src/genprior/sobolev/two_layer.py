@@ -200,7 +200,8 @@ def sample_separated_sphere(
     if tight and n >= 2:
         kept[-1] = _point_at_distance(kept, separation, rng, max_draws)
     x = torch.from_numpy(kept)
-    assert min_separation(x) >= separation * (1 - 1e-9), "sampler returned points too close"
+    if min_separation(x) < separation * (1 - 1e-9):  # an internal invariant
+        raise RuntimeError("sample_separated_sphere returned points closer than requested")
     return x
 
 
