@@ -12,6 +12,7 @@ runs its R trials as one batch (:class:`~genprior.solvers.negation.NegationDesce
 import dataclasses
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,8 +249,6 @@ def _lasso_rows(
     seeds: list[int],
 ) -> list[dict]:
     """Lasso in the identity basis, trial by trial (each trial has its own A)."""
-    import time
-
     n = signal.shape[1]
     identity = OrthogonalTransform(torch.eye(n, dtype=torch.float64), (1, 1, n), "identity")
     solver = LassoSolver(identity, config.lasso_lam, iters=config.lasso_iters, tol=1e-7)

@@ -134,15 +134,15 @@ class SpikedConfig:
 
     @staticmethod
     def quick(**overrides: object) -> "SpikedConfig":
-        """Three thetas per model (first, middle, last), 6 trials, 1000 Wigner steps with
-        early stopping at ||grad|| <= 1e-5."""
+        """Three thetas per model (first, middle, last), 4 trials, 800 Wigner steps, early
+        stopping at ||grad|| <= 1e-5."""
         wishart = SpikedConfig.thetas_wishart
         wigner = SpikedConfig.thetas_wigner
         settings = {
             "thetas_wishart": (wishart[0], wishart[4], wishart[7]),
             "thetas_wigner": (wigner[0], wigner[4], wigner[7]),
-            "trials": 6,
-            "steps_wigner": 1000,
+            "trials": 4,
+            "steps_wigner": 800,
             "grad_tol": 1e-5,
         }
         return SpikedConfig(**(settings | overrides))
