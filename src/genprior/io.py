@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
+
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
@@ -56,6 +58,13 @@ def write_csv_atomic(
     for row in rows:
         writer.writerow({key: row.get(key, "") for key in columns})
     return write_text_atomic(path, buffer.getvalue())
+
+
+def write_npz_atomic(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write named arrays as a compressed ``.npz`` to ``path`` atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

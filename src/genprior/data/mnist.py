@@ -24,7 +24,7 @@ import numpy as np
 
 from genprior.data.datasets import ImageDataset
 from genprior.errors import ChecksumError, DatasetNotFoundError
-from genprior.io import write_bytes_atomic
+from genprior.io import write_bytes_atomic, write_npz_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +117,7 @@ def read_idx_folder(folder: str | Path, *, verify: bool = True) -> dict[str, np.
 
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> Path:
     """Write the arrays as a compressed ``.npz``, atomically."""
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_npz_atomic(path, arrays)
 
 
 def read_cache(path: Path) -> dict[str, np.ndarray] | None:

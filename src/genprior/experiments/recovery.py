@@ -11,7 +11,6 @@ Each finished (parameter, method) point is saved at once, so an interrupted run 
 """
 
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -27,7 +26,7 @@ from genprior.data import ImageDataset, load_dataset
 from genprior.errors import CheckpointError, OptionError, check_choice
 from genprior.experiments import report
 from genprior.experiments.tasks import Task, get_task
-from genprior.io import read_csv, write_bytes_atomic, write_csv_atomic, write_json_atomic
+from genprior.io import read_csv, write_csv_atomic, write_json_atomic, write_npz_atomic
 from genprior.operators import GaussianNoise, Operator, make_operator
 from genprior.priors import Generator, load_generator
 from genprior.solvers.base import Recovery
@@ -427,10 +426,10 @@ class _RunState:
         self.done.append([param, method])
         self.recovered[key] = recovered.squeeze(1).numpy()
         write_csv_atomic(self.out_dir / "results.csv", self.rows, self.columns())
-        _write_npz(self.out_dir / "reconstructions.npz", self.recovered)
+        write_npz_atomic(self.out_dir / "reconstructions.npz", self.recovered)
         if history is not None:
             self.histories[key] = history.numpy()
-            _write_npz(self.out_dir / "history.npz", self.histories)
+            write_npz_atomic(self.out_dir / "history.npz", self.histories)
         write_json_atomic(
             self.out_dir / "progress.json", {"config": self.fingerprint, "done": self.done}
         )
@@ -477,12 +476,6 @@ def _read_npz(path: Path, *, missing_ok: bool = False) -> dict[str, np.ndarray]:
         return {}
     with np.load(path) as archive:
         return {key: archive[key] for key in archive.files}
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _typed_row(row: dict, task: Task) -> dict:

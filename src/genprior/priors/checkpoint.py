@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 
 from genprior.errors import CheckpointError, check_choice
 from genprior.io import write_bytes_atomic, write_json_atomic
@@ -37,12 +37,12 @@ def model_type_of(model: Generator) -> str:
     raise TypeError(f"no checkpoint format for {type(model).__name__}")
 
 
-def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: Path) -> Path:
-    """Write tensors as safetensors to ``path`` atomically."""
-    from safetensors.torch import save
-
+def save_tensors_atomic(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write tensors (and string metadata) as safetensors to ``path`` atomically."""
     contiguous = {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
-    return write_bytes_atomic(path, save(contiguous))
+    return write_bytes_atomic(path, save(contiguous, metadata=metadata))
 
 
 def save_checkpoint(model: Generator, folder: str | Path, meta: dict | None = None) -> Path:

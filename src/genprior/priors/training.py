@@ -78,12 +78,7 @@ def _save_state(folder: Path, model: VAE, optimizer: torch.optim.Optimizer, meta
     for index, state in optimizer.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
-    from safetensors.torch import save
-
-    from genprior.io import write_bytes_atomic
-
-    payload = {key: value.detach().contiguous() for key, value in tensors.items()}
-    write_bytes_atomic(folder / STATE, save(payload, metadata={"meta": json.dumps(meta)}))
+    save_tensors_atomic(tensors, folder / STATE, {"meta": json.dumps(meta)})
 
 
 def _load_state(folder: Path, model: VAE, optimizer: torch.optim.Optimizer) -> dict:
@@ -252,4 +247,4 @@ def _export(model: VAE, out_dir: Path, meta: dict, command: str) -> None:
     )
 
 
-__all__ = ["TrainConfig", "evaluate_elbo", "save_tensors_atomic", "train_vae"]
+__all__ = ["TrainConfig", "evaluate_elbo", "train_vae"]
