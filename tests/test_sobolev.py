@@ -24,7 +24,7 @@ from genprior.sobolev import (
     tangent_directions,
 )
 from genprior.sobolev.convergence import ConvergenceConfig, run_convergence
-from genprior.sobolev.regression import RegressionConfig, run_one
+from genprior.sobolev.regression import RegressionConfig, run_one, run_regression
 from genprior.sobolev.training import mlp
 
 MODES = ("forward", "reverse")
@@ -313,7 +313,32 @@ def test_regression_run_is_reproducible():
     second = run_one(config, "rosenbrock", 2, 10, seed=1)
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in first]
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in second]
-    assert [row["method"] for row in first] == ["values", "sobolev"]
+    assert [row["method"] for row in first] == ["values", "sobolev", "sobolev-sweep"]
+    assert [row["derivative_weight"] for row in first] == [0.0, 1e-3, 1.0]
+
+
+def test_regression_writes_sensitivity_per_weight(tmp_path):
+    config = RegressionConfig.quick(
+        functions=("rosenbrock",), dims=(2,), n_train=(10,), steps=10, seeds=2, n_test=50
+    )
+    document = run_regression(config, tmp_path)
+    weights = [row["derivative_weight"] for row in document["sensitivity"]]
+    assert sorted(weights) == [0.0, 1e-3, 1.0]
+    assert all(row["n_seeds"] == 2 for row in document["sensitivity"])
+    assert _header(tmp_path / "sensitivity.csv") == [
+        "function",
+        "dim",
+        "n_train",
+        "derivative_weight",
+        "test_error_mean",
+        "test_error_sem",
+    ]
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, float("nan")])
+def test_regression_rejects_bad_derivative_weight(weight):
+    with pytest.raises(ValueError, match="derivative_weight"):
+        RegressionConfig(derivative_weight=weight)
 
 
 # Command line --------------------------------------------------------------------------
