@@ -71,6 +71,16 @@ def save_figure(figure: object, path: str | Path) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
+def pyplot() -> object:
+    """matplotlib.pyplot with the file-only Agg backend, imported on demand."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_error_curves(
     summary: list[dict],
     param: str,
@@ -81,10 +91,7 @@ def plot_error_curves(
     title: str = "",
 ) -> Path:
     """Plot mean metric (with standard-error bars) against the parameter, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for method in dict.fromkeys(row["method"] for row in summary):
@@ -118,10 +125,7 @@ def plot_image_grid(
     rows: list[tuple[str, np.ndarray]], path: str | Path, *, title: str = ""
 ) -> Path:
     """Draw labelled rows of grey images: each row is (label, array (N, H, W) in [0, 1])."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n_cols = max(len(images) for _, images in rows)
     size = (1.1 * n_cols + 1.6, 1.1 * len(rows) + 0.4)

@@ -254,9 +254,9 @@ def _write(
 
 
 def _plot_curves(out_dir: Path, config: ConvergenceConfig, curves: list[dict]) -> None:
-    from genprior.experiments.report import save_figure
+    from genprior.experiments.report import pyplot, save_figure
 
-    plt = output.pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(
         1, len(config.separations), figsize=(4.2 * len(config.separations), 3.6), squeeze=False
     )
@@ -289,9 +289,9 @@ def _plot_curves(out_dir: Path, config: ConvergenceConfig, curves: list[dict]) -
 
 
 def _plot_transition(out_dir: Path, config: ConvergenceConfig, summary: list[dict]) -> None:
-    from genprior.experiments.report import save_figure
+    from genprior.experiments.report import pyplot, save_figure
 
-    plt = output.pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for separation in config.separations:
         rows = [r for r in summary if r["separation"] == separation]
@@ -314,9 +314,9 @@ def _plot_transition(out_dir: Path, config: ConvergenceConfig, summary: list[dic
 
 
 def _plot_gram(out_dir: Path, gram: list[dict], config: ConvergenceConfig) -> None:
-    from genprior.experiments.report import save_figure
+    from genprior.experiments.report import pyplot, save_figure
 
-    plt = output.pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     separations = [r["separation"] for r in gram]
     for key, label in (

@@ -177,9 +177,9 @@ def run_distill(
 
 
 def _plot(out_dir: Path, summary: list[dict]) -> None:
-    from genprior.experiments.report import save_figure
+    from genprior.experiments.report import pyplot, save_figure
 
-    plt = output.pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, metric, label in (
         (axes[0], "test_error", "values"),

@@ -36,13 +36,3 @@ def write_tables(
     write_csv_atomic(out_dir / "results.csv", results)
     write_csv_atomic(out_dir / "summary.csv", summary, summary_columns)
     write_json_atomic(out_dir / "summary.json", document)
-
-
-def pyplot() -> object:
-    """matplotlib.pyplot with the file-only backend (imported on demand)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt

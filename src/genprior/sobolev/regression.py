@@ -281,9 +281,9 @@ def _sensitivity_wins(sensitivity: list[dict]) -> dict:
 
 
 def _plot(out_dir: Path, config: RegressionConfig, summary: list[dict]) -> None:
-    from genprior.experiments.report import save_figure
+    from genprior.experiments.report import pyplot, save_figure
 
-    plt = output.pyplot()
+    plt = pyplot()
     rows, cols = len(config.functions), len(config.dims)
     figure, axes = plt.subplots(
         rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, layout="constrained"

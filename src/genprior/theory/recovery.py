@@ -156,43 +156,53 @@ def _success_summary(rows: list[dict], group: tuple[str, ...], tol: float) -> li
     return summary
 
 
+@dataclass(frozen=True, kw_only=True)
+class DescentSettings:
+    """The descent settings every recovery experiment shares (keyword-only fields).
+
+    Attributes:
+        trials: R, independent (network, A) pairs per point.
+        lr: step size.
+        max_iters: the most steps per trial.
+        grad_tol: stopping tolerance on ||grad f|| (None: the dtype's default).
+        dtype: "float32" or "float64".
+        seed: seeds networks, matrices and starts of every point.
+    """
+
+    trials: int = 30
+    lr: float = 0.7
+    max_iters: int = 20000
+    grad_tol: float | None = None
+    dtype: str = "float32"
+    seed: int = 0
+
+
 # -- phase transition -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class PhaseTransitionConfig:
+class PhaseTransitionConfig(DescentSettings):
     """Success probability against k at fixed m (Cocola 2022, experiments 1 and 2).
 
     Attributes:
         architectures: hidden widths (n_1, ..., n_d) of each network family.
         ks: the latent sizes k to sweep, one tuple per architecture.
         m: measurements.
-        trials: R, independent (network, A) pairs per point.
         methods: "negation" (the paper's algorithm, with ``negation``) and optionally "lasso"
             (FISTA in the identity basis, lam ``lasso_lam``).
         negation: the negation variant of the "negation" method (see NEGATION).
-        lr: step size.
-        max_iters: the most steps per trial.
-        grad_tol: stopping tolerance on ||grad f|| (None: the dtype's default).
         success_tol: success when the relative error of G(x^) is below this.
         lasso_lam: Lasso's l1 weight (signals have norm 1, y is noiseless).
         lasso_iters: FISTA iterations.
-        dtype: "float32" or "float64".
-        seed: seeds networks, matrices and starts of every point.
+        trials, lr, max_iters, grad_tol, dtype, seed: see :class:`DescentSettings`.
     """
 
     architectures: tuple[tuple[int, ...], ...] = ((700, 600), (150, 700, 600))
     ks: tuple[tuple[int, ...], ...] = (K_TWO_LAYER, K_THREE_LAYER)
     m: int = 300
-    trials: int = 30
     methods: tuple[str, ...] = ("negation", "lasso")
     negation: str = "every-step"
-    lr: float = 0.7
-    max_iters: int = 20000
-    grad_tol: float | None = None
     success_tol: float = 1e-3
     lasso_lam: float = 1e-4
     lasso_iters: int = 1000
-    dtype: str = "float32"
-    seed: int = 0
 
     def validated(self) -> "PhaseTransitionConfig":
         """Check every field; return self."""
@@ -295,10 +305,7 @@ def _pt_summarise(
 
 
 def _pt_plot(config: PhaseTransitionConfig, summary: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     figure, axis = plt.subplots(figsize=(6.5, 4))
     for label in dict.fromkeys(e["widths"] for e in summary):
@@ -338,7 +345,7 @@ PHASE_TRANSITION = Experiment(
 
 # -- noise ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class NoiseConfig:
+class NoiseConfig(DescentSettings):
     """Relative error against the noise level tau and k (two layers, ||eta|| = tau).
 
     Attributes:
@@ -346,23 +353,17 @@ class NoiseConfig:
         ks: latent sizes.
         taus: noise norms ||eta|| (||G(x*)|| = 1).
         m: measurements.
-        trials: R per point.
-        negation, lr, max_iters, grad_tol: as for :class:`PhaseTransitionConfig`.
+        negation: as for :class:`PhaseTransitionConfig`.
         dtype: "float64" by default: errors go down to 1e-9.
-        seed: the seed.
+        trials, lr, max_iters, grad_tol, seed: see :class:`DescentSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
     ks: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 35, 40, 45)
     taus: tuple[float, ...] = (1e-8, 1e-4, 1e-2)
     m: int = 300
-    trials: int = 30
     negation: str = "every-step"
-    lr: float = 0.7
-    max_iters: int = 20000
-    grad_tol: float | None = None
     dtype: str = "float64"
-    seed: int = 0
 
     def validated(self) -> "NoiseConfig":
         """Check every field; return self."""
@@ -420,10 +421,7 @@ def _noise_summarise(config: NoiseConfig, rows: list[dict]) -> tuple[list[dict],
 
 
 def _noise_plot(config: NoiseConfig, summary: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for k in config.ks:
@@ -456,7 +454,7 @@ NOISE = Experiment(
 
 # -- expansivity ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ExpansivityConfig:
+class ExpansivityConfig(DescentSettings):
     """A map of success probability over two layer widths relative to k (direct observation).
 
     Widths [k, round(r1 k), round(r2 k)] for every pair (r1, r2) of ``ratios``; y = G(x*)
@@ -467,19 +465,13 @@ class ExpansivityConfig:
         k: latent size.
         ratios: n_i / k values for both layers.
         trials, negation, lr, max_iters, grad_tol, success_tol, dtype, seed: as for
-            :class:`PhaseTransitionConfig`.
+            :class:`PhaseTransitionConfig` and :class:`DescentSettings`.
     """
 
     k: int = 10
     ratios: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-    trials: int = 30
     negation: str = "every-step"
-    lr: float = 0.7
-    max_iters: int = 20000
-    grad_tol: float | None = None
     success_tol: float = 1e-3
-    dtype: str = "float32"
-    seed: int = 0
 
     def validated(self) -> "ExpansivityConfig":
         """Check every field; return self."""
@@ -536,10 +528,7 @@ def _expansivity_summarise(
 
 
 def _expansivity_plot(config: ExpansivityConfig, summary: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     ratios = list(config.ratios)
     grid = np.full((len(ratios), len(ratios)), np.nan)
@@ -569,7 +558,7 @@ EXPANSIVITY = Experiment(
 
 # -- phase retrieval ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PhaseRetrievalConfig:
+class PhaseRetrievalConfig(DescentSettings):
     """Success against m for y = |A G(x*)| with the amplitude loss.
 
     Attributes:
@@ -578,20 +567,14 @@ class PhaseRetrievalConfig:
         ms: numbers of measurements.
         negations: the negation variants to compare (the method column).
         trials, lr, max_iters, grad_tol, success_tol, dtype, seed: as for
-            :class:`PhaseTransitionConfig`.
+            :class:`PhaseTransitionConfig` and :class:`DescentSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
     k: int = 10
     ms: tuple[int, ...] = (10, 20, 30, 50, 75, 100, 150, 200, 300)
     negations: tuple[str, ...] = ("every-step", "none")
-    trials: int = 30
-    lr: float = 0.7
-    max_iters: int = 20000
-    grad_tol: float | None = None
     success_tol: float = 1e-3
-    dtype: str = "float32"
-    seed: int = 0
 
     @property
     def negation(self) -> str:
@@ -655,10 +638,7 @@ def _pr_plot(config: PhaseRetrievalConfig, summary: list[dict], out_dir: Path) -
 
 
 def _success_plot(summary: list[dict], param: str, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for method in dict.fromkeys(e["method"] for e in summary):
@@ -689,7 +669,7 @@ PHASE_RETRIEVAL = Experiment(
 
 # -- denoising ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class DenoiseConfig:
+class DenoiseConfig(DescentSettings):
     """Denoising y = G(x*) + eta, ||eta|| = tau: error of G(x^) against tau and k.
 
     A random network's range near G(x*) is about k-dimensional, so the error should be
@@ -700,19 +680,14 @@ class DenoiseConfig:
         ks: latent sizes.
         taus: noise norms (||G(x*)|| = 1).
         trials, negation, lr, max_iters, grad_tol, dtype, seed: as for
-            :class:`PhaseTransitionConfig`.
+            :class:`PhaseTransitionConfig` and :class:`DescentSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
     ks: tuple[int, ...] = (5, 10, 20, 40)
     taus: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
-    trials: int = 30
     negation: str = "every-step"
-    lr: float = 0.7
-    max_iters: int = 20000
-    grad_tol: float | None = None
     dtype: str = "float64"
-    seed: int = 0
 
     def validated(self) -> "DenoiseConfig":
         """Check every field; return self."""
@@ -765,10 +740,7 @@ def _denoise_summarise(config: DenoiseConfig, rows: list[dict]) -> tuple[list[di
 
 
 def _denoise_plot(config: DenoiseConfig, summary: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for k in config.ks:

@@ -229,10 +229,7 @@ def _summarise(config: SpikedConfig, rows: list[dict]) -> tuple[list[dict], list
 
 
 def _plot(config: SpikedConfig, summary: list[dict], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     figure, axes = plt.subplots(1, len(config.models), figsize=(6 * len(config.models), 4))
     axes = np.atleast_1d(axes)
