@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from genprior.cli.main import build_parser, main
+from genprior.experiments.tasks import TASKS
 from genprior.io import read_csv
 
 
@@ -56,7 +57,8 @@ def test_unknown_method_is_a_clear_error(capsys, tiny_vae_dir, tmp_path):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "method (--methods) for task phase must be one of vae; received 'lasso-dct'" in err
+    expected = "for task phase must be one of vae, amplitude-flow-dct, amplitude-flow-wavelet"
+    assert f"method (--methods) {expected}; received 'lasso-dct'" in err
 
 
 def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path):
@@ -135,6 +137,7 @@ def test_every_task_runs(tmp_path, tiny_vae_dir, task, params):
     out = _recover(tmp_path, tiny_vae_dir, task, params)
     rows = read_csv(out / "results.csv")
     assert rows and all(float(row["mse"]) >= 0 for row in rows)
+    assert {row["method"] for row in rows} == set(TASKS[task].default_methods)
 
 
 def test_rerun_resumes_finished_points(tmp_path, tiny_vae_dir, monkeypatch):

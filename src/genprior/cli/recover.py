@@ -87,7 +87,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--methods",
         nargs="+",
         default=None,
-        help="methods among vae, lasso-dct, lasso-wavelet, pinv (default: the task's)",
+        help="methods among vae, lasso-dct, lasso-wavelet, pinv (linear tasks) and "
+        "amplitude-flow-dct, amplitude-flow-wavelet (phase) (default: the task's)",
     )
     parser.add_argument(
         "--n-images", type=int, default=None, help="test images (default 300, quick 30)"

@@ -32,6 +32,7 @@ from genprior.priors import Generator, load_generator
 from genprior.solvers.base import Recovery
 from genprior.solvers.baselines import LassoSolver, PseudoInverseSolver, tune_lasso_lambda
 from genprior.solvers.csgm import CSGMSolver
+from genprior.solvers.phase_baselines import SparseAmplitudeFlow, tune_amplitude_flow_lambda
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class RecoveryConfig:
         tol: early-stopping tolerance of the prior's solver (0: run every step).
         history: keep the objective of every image at every step of the prior's solver,
             written to ``history.npz`` (one (N, T) array per method and parameter value).
-        lasso_lambdas: grid for tuning Lasso's lambda.
-        lasso_iters: FISTA iterations.
+        lasso_lambdas: grid for tuning the l1 weight of Lasso and of amplitude flow.
+        lasso_iters: iterations of FISTA (Lasso) and of amplitude flow.
         n_val: validation images (from the training split) for tuning lambda.
         seed: seeds operators, noise, restarts and the validation draw.
     """
@@ -353,6 +354,13 @@ def _build_solver(
             operator, x_val, y_val, transform, config.lasso_lambdas, iters=config.lasso_iters
         )
         return LassoSolver(transform, lam, iters=config.lasso_iters), float(lam)
+    if method.startswith("amplitude-flow-"):
+        transform = method.removeprefix("amplitude-flow-")
+        y_val = _measure(task, operator, x_val, param, config, seed=config.seed + 3)
+        lam, _ = tune_amplitude_flow_lambda(
+            operator, x_val, y_val, transform, config.lasso_lambdas, iters=config.lasso_iters
+        )
+        return SparseAmplitudeFlow(transform, lam, iters=config.lasso_iters), float(lam)
     raise OptionError(f"unknown method {method!r}")
 
 

@@ -62,6 +62,7 @@ class Task:
 
 
 LINEAR_BASELINES = ("lasso-dct", "lasso-wavelet", "pinv")
+PHASE_BASELINES = ("amplitude-flow-dct", "amplitude-flow-wavelet")
 
 TASKS: dict[str, Task] = {
     "cs": Task(
@@ -112,8 +113,8 @@ TASKS: dict[str, Task] = {
         (25, 50, 100, 200, 400, 750),
         (50, 200),
         0.1,
-        ("vae",),
-        ("vae",),
+        ("vae", *PHASE_BASELINES),
+        ("vae", *PHASE_BASELINES),
         True,
     ),
 }
