@@ -43,9 +43,9 @@ def _leaf_parsers(parser: Parser) -> list[Parser]:
 
 def _command_modules() -> list:
     """The modules that register commands, in the order of ``genprior --help``."""
-    from genprior.cli import data, recover, sobolev, theory, train
+    from genprior.cli import data, finetune, recover, rom, sobolev, theory, train
 
-    return [recover, train, data, theory, sobolev]
+    return [recover, train, data, theory, sobolev, finetune, rom]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,215 @@
+"""Reduced-order models of 2D Burgers: FOM, sample meshes, POD/DEIM/gappy POD, LSPG, HRAE."""
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+
+from genprior.errors import ConvergenceWarning, OptionError
+from genprior.rom.autoencoder import AutoencoderConfig, DecoderMap, band_index, fit
+from genprior.rom.burgers import (
+    Burgers2D,
+    SampleMesh,
+    SampleMeshError,
+    SolverDivergedError,
+    initial_state,
+    solve_fom,
+)
+from genprior.rom.experiment import SUMMARY_COLUMNS, BurgersROMConfig
+from genprior.rom.linear import GappyPOD, deim, pod, qdeim
+from genprior.rom.lspg import AffineMap, solve_lspg
+from genprior.rom.output import relative_errors
+from genprior.rom.snapshots import cache_path, load_or_solve
+
+SMALL = Burgers2D(nx=12, dt=1 / 100, t_final=0.3)
+
+
+@pytest.fixture(scope="module")
+def trajectory():
+    states, _ = solve_fom(SMALL, 1.0)
+    return states
+
+
+def random_state(seed=0):
+    rng = np.random.default_rng(seed)
+    return initial_state(SMALL, 1.0) + 0.1 * rng.standard_normal(SMALL.n_dofs)
+
+
+def test_jacobian_matches_finite_differences():
+    mesh = SampleMesh(SMALL, 1.0)
+    y, y_prev = random_state(0), random_state(1)
+    jac = mesh.jacobian(y).toarray()
+    eps = 1e-6
+    columns = [
+        (mesh.residual(y + eps * e, y_prev) - mesh.residual(y - eps * e, y_prev)) / (2 * eps)
+        for e in np.eye(SMALL.n_dofs)
+    ]
+    np.testing.assert_allclose(jac, np.stack(columns, axis=1), atol=1e-7)
+
+
+def test_restricted_residual_and_jacobian_equal_full_on_sample_rows():
+    full = SampleMesh(SMALL, 1.0)
+    rows = np.array([0, 5, 17, 60, 99, 100, 150, 199])
+    mesh = SampleMesh(SMALL, 1.0, rows)
+    y, y_prev = random_state(0), random_state(1)
+    restricted = mesh.residual(y[mesh.stencil], y_prev[rows])
+    np.testing.assert_allclose(restricted, full.residual(y, y_prev)[rows], rtol=0, atol=1e-14)
+    jac_full = full.jacobian(y).toarray()[rows][:, mesh.stencil]
+    np.testing.assert_allclose(mesh.jacobian(y[mesh.stencil]).toarray(), jac_full, atol=1e-14)
+    # the stencil holds exactly the columns with non-zeros (plus nothing else)
+    needed = np.flatnonzero(np.abs(full.jacobian(y).toarray()[rows]).sum(0))
+    assert set(needed) <= set(mesh.stencil)
+    assert len(mesh.stencil) < SMALL.n_dofs
+
+
+def test_fom_trajectory_is_finite_and_decays(trajectory):
+    assert np.isfinite(trajectory).all()
+    norms = np.linalg.norm(trajectory, axis=1)
+    assert norms[-1] < norms[0]
+
+
+def test_gappy_pod_reproduces_a_state_in_the_basis(trajectory):
+    basis, _ = pod(trajectory.T, 6)
+    rows = qdeim(basis, 6)
+    state = basis @ np.array([1.0, -2.0, 0.5, 0.3, 0.0, 1.5])
+    np.testing.assert_allclose(GappyPOD(basis, rows)(state[rows]), state, atol=1e-10)
+    more = np.union1d(rows, [1, 2, 3])  # least squares with more rows than modes
+    np.testing.assert_allclose(GappyPOD(basis, more)(state[more]), state, atol=1e-10)
+
+
+@pytest.mark.parametrize("select", [qdeim, deim])
+def test_sample_points_are_distinct_and_well_posed(trajectory, select):
+    basis, _ = pod(np.diff(trajectory, axis=0).T, 8)
+    points = select(basis)
+    assert len(np.unique(points)) == 8
+    assert np.linalg.cond(basis[points]) < 1e3
+
+
+def test_full_basis_rom_reproduces_the_fom(trajectory):
+    shifted = trajectory - trajectory[0]
+    _, s = pod(shifted.T, 1)
+    rank = int((s > s[0] * 1e-10).sum())
+    basis, _ = pod(shifted.T, rank)
+    trial = AffineMap(trajectory[0], basis)
+    result = solve_lspg(SampleMesh(SMALL, 1.0), trial, np.zeros(rank), SMALL.n_steps, tol=1e-12)
+    states = trajectory[0] + result.latents @ basis.T
+    assert relative_errors(states, trajectory).max() < 1e-6
+
+
+def test_hyper_reduced_rom_with_all_rows_equals_unreduced(trajectory):
+    basis, _ = pod((trajectory - trajectory[0]).T, 3)
+    every = SampleMesh(SMALL, 1.0, np.arange(SMALL.n_dofs))
+    plain = SampleMesh(SMALL, 1.0)
+    trial = AffineMap(trajectory[0], basis)
+    a = solve_lspg(every, trial, np.zeros(3), SMALL.n_steps).latents
+    b = solve_lspg(plain, trial, np.zeros(3), SMALL.n_steps).latents
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_decoder_jacobian_matches_finite_differences_and_restriction(trajectory):
+    band, n_hidden = band_index(SMALL, 2, 2)
+    config = AutoencoderConfig(latent_dim=3, stride=2, units=2, epochs=1, batch_size=8)
+    trained = fit(trajectory, band, n_hidden, config)
+    z = trained.encode(trajectory[5])[0]
+    decoder = trained.decoder()
+    y, jac = decoder.evaluate(z)
+    eps = 1e-6
+    fd = np.stack(
+        [
+            (decoder.evaluate(z + eps * e)[0] - decoder.evaluate(z - eps * e)[0]) / (2 * eps)
+            for e in np.eye(3)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(jac, fd, atol=1e-6)
+    rows = np.array([3, 40, 77, 150])
+    sub = trained.decoder(rows)
+    assert sub.n_hidden < decoder.n_hidden
+    np.testing.assert_allclose(sub.evaluate(z)[0], y[rows], atol=1e-12)
+    np.testing.assert_allclose(sub.decode(z[None])[0], y[rows], atol=1e-12)
+    trial = DecoderMap(decoder, trajectory[0], trained.encode(trajectory[0])[0])
+    np.testing.assert_allclose(trial.evaluate(trained.encode(trajectory[0])[0])[0], trajectory[0])
+
+
+@pytest.mark.parametrize(
+    "rows, match",
+    [
+        (np.array([0, 5, SMALL.n_dofs]), "out-of-range"),
+        (np.array([-1, 3]), "out-of-range"),
+        (np.array([3, 4, 4]), "duplicates"),
+        (np.array([1.0, 2.0]), "integer"),
+        (np.array([], dtype=int), "non-empty"),
+    ],
+)
+def test_bad_sample_mesh(rows, match):
+    with pytest.raises(SampleMeshError, match=match):
+        SampleMesh(SMALL, 1.0, rows)
+
+
+def test_bad_parameter_grid_and_latent_size():
+    with pytest.raises(OptionError, match="parameter a"):
+        initial_state(SMALL, 7.0)
+    with pytest.raises(OptionError, match="parameter a"):
+        initial_state(SMALL, "one")
+    with pytest.raises(OptionError, match="grid nx"):
+        Burgers2D(nx=3)
+    with pytest.raises(OptionError, match="grid nx"):
+        Burgers2D(nx=60.5)
+    with pytest.raises(OptionError, match="latent_dim"):
+        BurgersROMConfig(nx=8, dt=0.1, t_final=0.2, train_params=(1.0,), latent_dim=10)
+    with pytest.raises(OptionError, match="POD rank"):
+        pod(np.ones((20, 4)), 2)
+    with pytest.raises(OptionError, match="method"):
+        BurgersROMConfig(methods=("pod-galerkin",))
+
+
+def test_diverging_newton_raises_with_step_and_residual():
+    unstable = Burgers2D(nx=12, reynolds=1e4, dt=50.0, t_final=500.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises((SolverDivergedError, ConvergenceWarning), match="time step 1"):
+            warnings.simplefilter("error", ConvergenceWarning)
+            solve_fom(unstable, 2.0, max_iter=3)
+
+
+def test_diverging_gauss_newton_raises(trajectory):
+    basis, _ = pod((trajectory - trajectory[0]).T, 2)
+    trial = AffineMap(trajectory[0], 1e12 * basis)
+    mesh = SampleMesh(SMALL, 1.0)
+    with pytest.raises(SolverDivergedError, match="Gauss-Newton diverged at time step"):
+        solve_lspg(mesh, trial, np.ones(2), SMALL.n_steps)
+
+
+def test_corrupted_cache_is_rebuilt(tmp_path, trajectory, caplog):
+    states, _ = load_or_solve(tmp_path, SMALL, 1.0)
+    path = cache_path(tmp_path, SMALL, 1.0)
+    again, _ = load_or_solve(tmp_path, SMALL, 1.0)
+    np.testing.assert_array_equal(again, states)
+    path.write_bytes(path.read_bytes()[:200])
+    with caplog.at_level("WARNING", logger="genprior.rom.snapshots"):
+        rebuilt, _ = load_or_solve(tmp_path, SMALL, 1.0)
+    assert "corrupt" in caplog.text
+    np.testing.assert_allclose(rebuilt, trajectory)
+
+
+def test_quick_cli_end_to_end(tmp_path):
+    from genprior.cli.main import main
+
+    out = tmp_path / "run"
+    argv = ["rom", "burgers", "--quick", "--nx", "10", "--samples", "12", "--epochs", "2"]
+    argv += ["--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert main(argv) == 0
+    with open(out / "summary.csv") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == SUMMARY_COLUMNS
+    methods = [row["method"] for row in rows]
+    assert {"fom", "pod-lspg-hr", "ae-lspg-hr", "hrae"} <= set(methods)
+    for name in ("results.csv", "summary.json", "errors.png", "fields.png", "speedup.png"):
+        assert (out / name).is_file()
+    assert all(np.isfinite(float(row["mean_rel_error"])) for row in rows)
+    # a rerun resumes from the cached snapshots and networks
+    assert main(argv) == 0
