@@ -45,7 +45,7 @@ def format_table(summary: list[dict], param: str, metric: str = "mse") -> str:
     methods = list(dict.fromkeys(row["method"] for row in summary))
     params = list(dict.fromkeys(row[param] for row in summary))
     cell = {(row["method"], row[param]): row for row in summary}
-    width = 22
+    width = max(20, *(len(method) for method in methods)) + 2
     lines = [f"{param:>10} " + "".join(f"{method:>{width}}" for method in methods)]
     for value in params:
         parts = []
