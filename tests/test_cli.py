@@ -277,3 +277,25 @@ def test_verbose_after_the_subcommand(capsys):
     with pytest.raises(SystemExit):
         main(["data", "info", "-v", "--help"])
     assert "--verbose" in capsys.readouterr().out
+
+
+def test_corrupt_reconstructions_restart_the_run(tmp_path, tiny_vae_dir):
+    out = _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
+    (out / "reconstructions.npz").write_bytes(b"PK\x03\x04 truncated")
+    _recover(tmp_path, tiny_vae_dir, "cs", [10], ["pinv"])
+    assert read_csv(out / "results.csv")
+
+
+def test_interrupt_message_says_whether_the_command_resumes(capsys):
+    from genprior.cli.common import run_safely
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser = build_parser()
+    sobolev = parser.parse_args(["sobolev", "regression", "--quick"])
+    assert run_safely(interrupted, sobolev) == 130
+    assert "does not resume" in capsys.readouterr().err
+    theory = parser.parse_args(["theory", "noise", "--quick"])
+    assert run_safely(interrupted, theory) == 130
+    assert "a rerun resumes" in capsys.readouterr().err

@@ -298,3 +298,22 @@ def test_conditions_command_reads_a_weight_file(tmp_path, capsys):
     assert [(r["layer"], r["n_out"], r["n_in"]) for r in rows] == [(1, 40, 3), (2, 50, 40)]
     assert "R2WDC" in capsys.readouterr().out
     assert main(["theory", "conditions", "--weights", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_another_run_in_out_is_refused_unless_overwrite(tmp_path, capsys):
+    base = ["theory", "expansivity", "--quick", "--ratios", "2", "--max-iters", "5"]
+    assert main([*base, "--trials", "2", "--out", str(tmp_path)]) == 0
+    assert main([*base, "--trials", "3", "--out", str(tmp_path)]) == 2
+    assert "differing in trials" in capsys.readouterr().err
+    assert main([*base, "--trials", "3", "--out", str(tmp_path), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("name,content", [("w.pt", b"junk"), ("w.safetensors", b"\x10\x00")])
+def test_unreadable_weights_file_is_a_clear_error(tmp_path, name, content):
+    from genprior.errors import CheckpointError
+    from genprior.theory.conditions import load_weights
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_weights(path)

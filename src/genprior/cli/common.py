@@ -90,5 +90,9 @@ def run_safely(function: Callable[[argparse.Namespace], int], args: argparse.Nam
         return 2
     except KeyboardInterrupt:
         close_progress_bars()
-        print("genprior: interrupted; finished work is saved and a rerun resumes", file=sys.stderr)
+        if getattr(args, "resumes", True):
+            message = "finished work is saved and a rerun resumes"
+        else:
+            message = "this command does not resume; rerun it from the start"
+        print(f"genprior: interrupted; {message}", file=sys.stderr)
         return 130

@@ -85,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convergence.add_argument("--dim", type=int, help="input dimension D")
     convergence.add_argument("--steps", type=int, help="maximum gradient-descent steps")
     convergence.add_argument("--tol", type=float, help="target mean squared residual")
-    convergence.set_defaults(handler=run_convergence_command)
+    convergence.set_defaults(handler=run_convergence_command, resumes=False)
 
     regression = experiments.add_parser(
         "regression",
@@ -114,7 +114,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="*",
         help="further derivative weights for sensitivity.csv (none: no sweep)",
     )
-    regression.set_defaults(handler=run_regression_command)
+    regression.set_defaults(handler=run_regression_command, resumes=False)
 
     distill = experiments.add_parser(
         "distill",
@@ -126,7 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument("--n-train", type=int, nargs="+", help="transfer-set sizes")
     distill.add_argument("--steps", type=int, help="Adam steps per training run")
     distill.add_argument("--directions", type=int, help="random directions per point")
-    distill.set_defaults(handler=run_distill_command)
+    distill.set_defaults(handler=run_distill_command, resumes=False)
 
 
 def _add_common(parser: argparse.ArgumentParser, default_out: str) -> None:

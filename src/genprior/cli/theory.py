@@ -111,6 +111,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_common(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--out", default=None, help=f"output folder (default runs/theory-{name})")
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run with other settings found in --out"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a fast look: fewer points and trials"
     )
     parser.add_argument("--trials", type=int, default=None, help="Monte-Carlo trials per point")
@@ -178,7 +181,7 @@ def run_theory(args: argparse.Namespace) -> int:
             return
         bar(postfix={"last": event["key"], "s": f"{event['seconds']:.1f}"})
 
-    document = run_experiment(experiment, config, out, progress=on_event)
+    document = run_experiment(experiment, config, out, progress=on_event, overwrite=args.overwrite)
     _print_summary(out)
     print(f"\n{document['seconds_total']:.1f} s of compute over {len(document['summary'])} rows")
     print(

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -411,7 +412,7 @@ class _RunState:
             rows = [_typed_row(row, task) for row in read_csv(self.out_dir / "results.csv")]
             self.recovered = _read_npz(self.out_dir / "reconstructions.npz")
             self.histories = _read_npz(self.out_dir / "history.npz", missing_ok=True)
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             logger.warning("cannot resume from %s (%s); starting afresh", self.out_dir, error)
             return
         self.done = [[task.cast(param), method] for param, method in done]

@@ -136,6 +136,13 @@ def tune_amplitude_flow_lambda(
     mse = (path - x_val.unsqueeze(0)).pow(2).flatten(1).mean(1)  # (L,)
     best = int(torch.argmin(mse))
     logger.info("amplitude flow lambda %g: validation MSE %.4g", lam_vec[best], mse[best])
+    if path[best].abs().max() == 0:
+        logger.warning(
+            "amplitude flow with M = %d: the best weight (%g) shrinks every estimate to zero; "
+            "without a learned prior these magnitudes do not determine the signals",
+            y_val.shape[1],
+            lam_vec[best],
+        )
     return float(lam_vec[best]), mse
 
 

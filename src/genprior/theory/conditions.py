@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from genprior.errors import ShapeError
+from genprior.errors import CheckpointError, ShapeError
 from genprior.priors.random_relu import RandomReLUNetwork, check_widths, trial_generator
 
 logger = logging.getLogger(__name__)
@@ -144,17 +144,26 @@ def random_weights(widths: str, networks: int, *, seed: int = 0) -> list[list[to
     return [[w[r] for w in net.weights] for r in range(networks)]
 
 
+def _read_tensors(path: Path) -> object:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_weights(path: str | Path) -> list[torch.Tensor]:
     """W1, W2, ... from a .safetensors file or a .pt file (a list or a dict of matrices)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(path))
-    else:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        tensors = _read_tensors(path)
+    except Exception as error:  # torch and safetensors raise many unrelated types
+        raise CheckpointError(
+            f"weights file {path} is not a readable .safetensors or torch .pt file "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from error
     if isinstance(tensors, dict):
         names = sorted(tensors, key=lambda name: (len(name), name))
         tensors = [tensors[name] for name in names]

@@ -5,7 +5,7 @@ Monte-Carlo batch of R trials each), runs one point into result rows, aggregates
 draws the plots. :func:`run_experiment` runs the points not yet done, saves after each one
 (``progress.json`` keeps the finished rows with their types), and writes ``results.csv``,
 ``summary.csv``, ``summary.json`` and the PNG plots into the output folder. Rerunning with the
-same config resumes; another config starts afresh.
+same config resumes; another config is an error unless overwrite is set.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genprior.errors import OptionError
 from genprior.io import write_csv_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def run_experiment(
     out_dir: str | Path,
     *,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Run every point not done yet and write the outputs into ``out_dir``.
 
@@ -70,6 +72,8 @@ def run_experiment(
         out_dir: the output folder; an identical earlier run there is resumed.
         progress: called with {"event": "start", "total", "done"} and then with
             {"event": "point", "key", "seconds"} after each point.
+        overwrite: replace a run with other settings found in ``out_dir`` (otherwise that
+            is an :class:`~genprior.errors.OptionError`).
 
     Returns:
         The content of ``summary.json``.
@@ -77,7 +81,7 @@ def run_experiment(
     out_dir = Path(out_dir)
     fingerprint = json.loads(json.dumps(dataclasses.asdict(config)))
     points = experiment.points(config)
-    state = _load_state(out_dir, fingerprint)
+    state = _load_state(out_dir, fingerprint, overwrite)
     if progress is not None:
         progress({"event": "start", "total": len(points), "done": len(state["done"])})
     for point in points:
@@ -97,7 +101,7 @@ def run_experiment(
     return _write_outputs(experiment, config, out_dir, state)
 
 
-def _load_state(out_dir: Path, fingerprint: dict) -> dict:
+def _load_state(out_dir: Path, fingerprint: dict, overwrite: bool) -> dict:
     fresh = {"config": fingerprint, "done": [], "rows": [], "seconds": {}}
     path = out_dir / "progress.json"
     if not path.is_file():
@@ -108,7 +112,17 @@ def _load_state(out_dir: Path, fingerprint: dict) -> dict:
         logger.warning("cannot read %s (%s); starting afresh", path, error)
         return fresh
     if saved.get("config") != fingerprint:
-        logger.warning("%s holds a run with other settings; starting afresh", out_dir)
+        if not overwrite:
+            changed = sorted(
+                key
+                for key in set(fingerprint) | set(saved.get("config", {}))
+                if fingerprint.get(key) != saved.get("config", {}).get(key)
+            )
+            raise OptionError(
+                f"--out {out_dir} holds another run (differing in {', '.join(changed)}); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
+        logger.warning("%s holds a run with other settings; replacing it", out_dir)
         return fresh
     logger.info("resuming %s: %d points already done", out_dir, len(saved["done"]))
     return saved
