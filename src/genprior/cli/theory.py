@@ -8,9 +8,10 @@ from genprior.cli.common import Formatter, Parser, tqdm_progress
 DESCRIPTION = """\
 Experiments with random ReLU networks G(x) = relu(W_d ... relu(W_1 x)), W_i ~ N(0, 1/n_i),
 that check the recovery theory of Hand & Voroninski (2017), Cocola, Hand & Voroninski (2020)
-and Cocola (2022). No data and no trained model are needed. Each experiment writes
-results.csv, summary.csv, summary.json and PNG plots into --out, resumes an interrupted run,
-and has a --quick variant (one to three minutes on two CPU cores).
+and Cocola (2022). No data and no trained model are needed. Each recovery experiment writes
+results.csv, summary.csv, summary.json and PNG plots into --out, resumes an interrupted run
+(a run with other settings needs --overwrite), and has a --quick variant (one to three
+minutes on two idle CPU cores). `conditions` prints its estimates and writes conditions.json.
 """
 
 HELP = {
