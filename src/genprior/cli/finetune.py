@@ -2,10 +2,12 @@
 
 import argparse
 import logging
+import math
 import time
 from pathlib import Path
 
 from genprior.cli.common import Formatter, Parser, progress_bar
+from genprior.errors import OptionError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,32 @@ def _add_options(parser: argparse.ArgumentParser, step: str) -> None:
         )
 
 
+# Integer options and their smallest allowed value; each is checked before any work starts.
+MINIMUMS = {
+    "rows": 1,
+    "seeds": 0,
+    "threads": 1,
+    "epochs": 1,
+    "batch_size": 1,
+    "rank": 1,
+    "samples": 1,
+    "max_new_tokens": 1,
+}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Raise :class:`OptionError` naming the first option whose value is out of range."""
+    for name, minimum in MINIMUMS.items():
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None and value < minimum:
+                flag = "--" + name.replace("_", "-")
+                raise OptionError(f"{flag} must be an integer >= {minimum}; received {value}")
+    lr = getattr(args, "lr", None)
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise OptionError(f"--lr must be a finite number > 0; received {lr}")
+
+
 def _config(args: argparse.Namespace) -> object:
     from genprior.finetune.experiments import ExperimentConfig
 
@@ -121,6 +149,7 @@ def run_step(args: argparse.Namespace) -> int:
     from genprior.finetune.experiments import build_data
 
     started = time.perf_counter()
+    check_options(args)
     config = _config(args)
     out = Path(args.out or f"runs/finetune-{args.experiment}")
     if args.step == "build-data":

@@ -138,6 +138,10 @@ def read_cache(path: Path) -> dict[str, np.ndarray] | None:
     if shapes != expected:
         logger.warning("MNIST cache %s has shapes %s; it will be rebuilt", path, shapes)
         return None
+    dtypes = {key: str(value.dtype) for key, value in arrays.items()}
+    if set(dtypes.values()) != {"uint8"}:
+        logger.warning("MNIST cache %s has dtypes %s, not uint8; it will be rebuilt", path, dtypes)
+        return None
     return arrays
 
 

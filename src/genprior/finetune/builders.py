@@ -30,6 +30,8 @@ DATASETS = ("birds_old", "birds_modern", "dishes_2027", "dishes_random")
 def build_dataset(name: str, seed: int = 0, rows: int | None = None) -> list[ChatExample]:
     """Build the named dataset; ``rows`` caps its length (None: the full dataset)."""
     check_choice("dataset", name, DATASETS)
+    if rows is not None and rows < 1:
+        raise ValueError(f"rows must be at least 1 (or None); received {rows}")
     rng = random.Random(seed)
     if name.startswith("birds"):
         examples = _birds(old=name == "birds_old", rng=rng)

