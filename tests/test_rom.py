@@ -213,3 +213,109 @@ def test_quick_cli_end_to_end(tmp_path):
     assert all(np.isfinite(float(row["mean_rel_error"])) for row in rows)
     # a rerun resumes from the cached snapshots and networks
     assert main(argv) == 0
+
+
+def _no_solves(monkeypatch):
+    """Make any full-order solve fail the test: option errors must come before them."""
+    import genprior.rom.experiment as experiment
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a FOM solve ran before the options were checked")
+
+    monkeypatch.setattr(experiment, "load_or_solve", forbidden)
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--samples", "0"], r"samples must be an integer in \[1, 1500\] .*; received 0$"),
+        (
+            ["--samples", "100000"],
+            r"samples must be an integer in \[1, 1500\] .*; received 100000",
+        ),
+        (["--latent-dim", "0"], r"latent_dim must be an integer in \[1, \d+\] .*; received 0"),
+        (["--nx", "3"], r"grid nx must be an integer in"),
+        (["--epochs", "-1"], r"epochs must be an integer >= 0; received -1"),
+        (["--hrae-epochs", "-1"], r"hrae_epochs must be an integer >= 0; received -1"),
+    ],
+)
+def test_cli_rejects_bad_sizes_before_any_solve(tmp_path, monkeypatch, capsys, argv, match):
+    import re
+
+    from genprior.cli.main import main
+
+    _no_solves(monkeypatch)
+    out = tmp_path / "run"
+    assert main(["rom", "burgers", "--quick", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(match, err.split(" (see ")[0]), err
+    assert not (out / "snapshots").exists()
+
+
+def test_samples_bound_follows_the_grid_without_solving():
+    # 2 * 6 * 6 = 72 dofs < 2 parameters x 100 steps: the dofs bound
+    config = dict(nx=8, dt=0.01, t_final=1.0, train_params=(0.9, 1.1), latent_dim=2)
+    assert BurgersROMConfig(n_samples=72, **config).n_samples == 72
+    with pytest.raises(OptionError, match=r"samples must be an integer in \[1, 72\]"):
+        BurgersROMConfig(n_samples=73, **config)
+    # 2 parameters x 10 steps = 20 right-hand-side snapshots < 72 dofs
+    with pytest.raises(OptionError, match=r"samples must be an integer in \[1, 20\]"):
+        BurgersROMConfig(n_samples=21, **config | {"t_final": 0.1})
+
+
+def test_zero_epochs_fits_only_the_output_layer(trajectory):
+    with pytest.raises(OptionError, match="epochs must be an integer >= 0; received -1"):
+        AutoencoderConfig(epochs=-1)
+    band, n_hidden = band_index(SMALL, 2, 2)
+    config = AutoencoderConfig(latent_dim=3, stride=2, units=2, epochs=0, batch_size=8)
+    calls = []
+    trained = fit(trajectory, band, n_hidden, config, progress=lambda **kw: calls.append(kw))
+    assert calls == []  # no Adam epoch ran
+    assert np.isfinite(trained.final_loss) and trained.final_loss < 1e-3
+
+
+def test_cli_help_says_what_zero_epochs_means(capsys):
+    from genprior.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["rom", "burgers", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 skips Adam" in text and "least squares" in text
+
+
+def test_cli_shows_warnings_as_one_log_line(monkeypatch, capsys, caplog):
+    import genprior.rom.experiment as experiment
+    import genprior.rom.output as output
+    from genprior.cli.main import main
+
+    def fake_run(config, out, progress=None):
+        warnings.warn("Gauss-Newton reached 20 iterations", ConvergenceWarning, stacklevel=2)
+        return {"stage_seconds": {"fake": 0.0}}
+
+    monkeypatch.setattr(experiment, "run_burgers", fake_run)
+    monkeypatch.setattr(output, "format_summary", lambda document: "summary")
+    with caplog.at_level("WARNING"):
+        assert main(["rom", "burgers", "--quick"]) == 0
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert messages == ["ConvergenceWarning: Gauss-Newton reached 20 iterations"]
+    err = capsys.readouterr().err
+    assert "warnings.warn" not in err and ".py:" not in err
+
+
+def test_rom_progress_bars_redraw_rarely_off_a_terminal(capsys):
+    from tqdm import tqdm
+
+    from genprior.cli.common import REDRAW_SECONDS_LOG
+    from genprior.cli.rom import tqdm_progress_factory
+
+    update = tqdm_progress_factory("FOM a=1.0", 500)
+    (bar,) = [b for b in tqdm._instances if b.desc == "FOM a=1.0"]
+    assert bar.mininterval == REDRAW_SECONDS_LOG  # pytest's stderr is not a terminal
+    assert bar.maxinterval >= REDRAW_SECONDS_LOG
+    for _ in range(500):
+        update()
+    assert bar.disable or bar.n == 500
+    assert capsys.readouterr().err.count("\r") <= 3  # first draw and the close only
+    tqdm_progress_factory("train ae", 0)()  # zero epochs: no bar, nothing left open
+    assert not [b for b in tqdm._instances if b.desc == "train ae"]

@@ -41,12 +41,27 @@ def setup_logging(verbose: int) -> None:
     logging.getLogger("genprior").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
+# Least seconds between two redraws of a progress bar: on a terminal, and in a log file (where
+# every redraw is kept).
+REDRAW_SECONDS_TTY = 1.0
+REDRAW_SECONDS_LOG = 30.0
+
+
 def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0) -> "object":
-    """A tqdm progress bar on stderr."""
+    """A tqdm progress bar on stderr, redrawn at most once a second on a terminal and once
+    every 30 seconds when stderr is a file."""
     from tqdm import tqdm
 
+    interval = REDRAW_SECONDS_TTY if sys.stderr.isatty() else REDRAW_SECONDS_LOG
     return tqdm(
-        total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=interval,
+        maxinterval=max(10.0, interval),
     )
 
 

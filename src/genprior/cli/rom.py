@@ -1,8 +1,19 @@
 """``genprior rom burgers``: hyper-reduced autoencoder reduced-order models of 2D Burgers."""
 
 import argparse
+import logging
+import warnings
+from collections.abc import Callable
 
 from genprior.cli.common import Formatter, Parser, tqdm_progress
+
+logger = logging.getLogger(__name__)
+
+EPOCHS_HELP = (
+    "training epochs of the {} (>= 0). 0 skips Adam: the encoder stays the linear POD "
+    "projection, the hidden layer keeps its random initialisation, and only the output layer "
+    "is fitted by least squares (a POD-plus-random-features decoder)"
+)
 
 DESCRIPTION = """\
 Reduced-order models of full-order simulations.
@@ -56,9 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     burgers.add_argument("--seed", type=int, default=0, help="random seed of the networks")
     burgers.add_argument("--nx", type=int, help="grid points per direction (boundary included)")
     burgers.add_argument("--latent-dim", type=int, help="latent size K of every reduced model")
-    burgers.add_argument("--samples", type=int, help="sample-mesh rows")
-    burgers.add_argument("--epochs", type=int, help="training epochs of the autoencoder")
-    burgers.add_argument("--hrae-epochs", type=int, help="training epochs of the HRAE")
+    burgers.add_argument(
+        "--samples",
+        type=int,
+        help="sample-mesh rows, in [1, min(dofs, training steps x parameters)] "
+        "(default 60, 30 with --quick)",
+    )
+    burgers.add_argument("--epochs", type=int, help=EPOCHS_HELP.format("autoencoder"))
+    burgers.add_argument(
+        "--hrae-epochs", type=int, help=EPOCHS_HELP.format("HRAE") + " (default: --epochs)"
+    )
     burgers.add_argument("--methods", nargs="+", help="reduced models to run")
     burgers.add_argument(
         "--hyper-residual",
@@ -88,7 +106,9 @@ def run_burgers_command(args: argparse.Namespace) -> int:
     config = BurgersROMConfig.quick(**given) if args.quick else BurgersROMConfig(**given)
     if args.epochs is not None:
         config = replace(config, autoencoder=replace(config.autoencoder, epochs=args.epochs))
-    document = run_burgers(config, args.out, progress=tqdm_progress_factory)
+    with warnings.catch_warnings():
+        warnings.showwarning = _log_warning
+        document = run_burgers(config, args.out, progress=tqdm_progress_factory)
     print(format_summary(document))
     stages = ", ".join(
         f"{name} {seconds:.1f} s" for name, seconds in document["stage_seconds"].items()
@@ -99,6 +119,15 @@ def run_burgers_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def tqdm_progress_factory(desc: str, total: int) -> "object":
-    """A progress bar for one stage of the experiment."""
-    return tqdm_progress(total, desc, unit="step" if not desc.startswith("train") else "epoch")
+def _log_warning(
+    message: Warning | str, category: type[Warning], *args: object, **kw: object
+) -> None:
+    """Show a warning as one log line (no source path or code line)."""
+    logger.warning("%s: %s", category.__name__, message)
+
+
+def tqdm_progress_factory(desc: str, total: int) -> "Callable[..., None]":
+    """A progress bar for one stage of the experiment (none when ``total`` is 0)."""
+    if total <= 0:  # nothing to show (zero training epochs)
+        return lambda *args, **kwargs: None
+    return tqdm_progress(total, desc, unit="epoch" if desc.startswith("train") else "step")

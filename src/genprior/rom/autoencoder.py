@@ -47,7 +47,10 @@ class AutoencoderConfig:
         latent_dim: K.
         stride: hidden units are placed on every ``stride``-th cell in x and y.
         units: hidden units per coarse cell and component.
-        epochs: Adam passes over the snapshots before the least-squares output layer.
+        epochs: Adam passes over the snapshots before the least-squares output layer, >= 0.
+            0 skips Adam: the encoder stays the linear POD projection, the hidden layer keeps
+            its random initialisation, and only the output layer (banded weights, POD skip
+            term, bias) is fitted by least squares.
         batch_size: snapshots per Adam step.
         lr: initial Adam learning rate (cosine decay to lr / 100).
         seed: initialisation and shuffling seed.
@@ -62,6 +65,11 @@ class AutoencoderConfig:
     lr: float = 3e-3
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        epochs = self.epochs
+        if not isinstance(epochs, int | np.integer) or isinstance(epochs, bool) or epochs < 0:
+            raise OptionError(f"epochs must be an integer >= 0; received {epochs!r}")
 
 
 def band_index(problem: Burgers2D, stride: int, units: int) -> tuple[np.ndarray, int]:

@@ -67,7 +67,8 @@ class BurgersROMConfig:
             the sampled basis would have a condition number above 10).
         time_stride: training uses every ``time_stride``-th snapshot of each trajectory.
         autoencoder: architecture and training of the full autoencoder.
-        hrae_epochs: epochs of the HRAE (None: as many as the full autoencoder).
+        hrae_epochs: epochs of the HRAE, >= 0 (None: as many as the full autoencoder; 0: see
+            :class:`AutoencoderConfig`).
         methods: the reduced models to run.
         sampling: ``qdeim`` or ``deim``.
         hyper_residual: ``gappy`` minimises the gappy-POD coefficients of the sampled residual
@@ -101,12 +102,23 @@ class BurgersROMConfig:
         check_choice("hyper_residual", self.hyper_residual, ("gappy", "collocation"))
         for a in (*self.train_params, self.test_param):
             check_amplitude(a)
-        n_snapshots = len(self.train_params) * (-(-(self.problem.n_steps + 1) // self.time_stride))
-        if not 1 <= self.latent_dim <= min(n_snapshots, self.problem.n_dofs):
-            raise OptionError(
-                f"latent_dim must be in [1, {min(n_snapshots, self.problem.n_dofs)}] (snapshots "
-                f"and dofs available); received {self.latent_dim}"
-            )
+        # Everything below is checked from the grid and time step alone, before any solve.
+        problem = self.problem  # validates nx, dt, t_final
+        n_snapshots = len(self.train_params) * (-(-(problem.n_steps + 1) // self.time_stride))
+        _check_int_range(
+            "latent_dim", self.latent_dim, min(n_snapshots, problem.n_dofs), "snapshots and dofs"
+        )
+        # sample rows are Q-DEIM points of as many modes of the right-hand-side snapshots
+        # (one per time step and training parameter), so at most that many and N
+        n_rhs = len(self.train_params) * problem.n_steps
+        _check_int_range(
+            "samples",
+            self.n_samples,
+            min(n_rhs, problem.n_dofs),
+            "right-hand-side snapshots and dofs",
+        )
+        if self.hrae_epochs is not None:  # the autoencoder's epochs are checked by its config
+            _check_int_range("hrae_epochs", self.hrae_epochs, None, low=0)
 
     @property
     def problem(self) -> Burgers2D:
@@ -130,6 +142,19 @@ class BurgersROMConfig:
     def to_dict(self) -> dict:
         """The settings as JSON-ready data."""
         return asdict(self)
+
+
+def _check_int_range(
+    name: str, value: object, high: int | None, why: str = "", *, low: int = 1
+) -> None:
+    """Raise a one-line :class:`OptionError` naming ``name`` unless ``value`` is an integer in
+    [low, high] (no upper bound if ``high`` is None)."""
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if ok and low <= value and (high is None or value <= high):
+        return
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    reason = f" ({why} available)" if why else ""
+    raise OptionError(f"{name} must be {allowed}{reason}; received {value!r}")
 
 
 @dataclass
@@ -217,7 +242,7 @@ def build_offline(
     basis, _ = pod(shifted.T, config.latent_dim)
     pod_seconds = time.perf_counter() - start
     rhs = np.concatenate([np.diff(s, axis=0) / problem.dt for s in train.values()])
-    rhs_basis, _ = pod(rhs.T, config.n_samples)
+    rhs_basis, _ = pod(rhs.T, config.n_samples, name="samples (sample-mesh rows)")
     rows = sample_points(rhs_basis, config.n_samples, config.sampling)
     mesh = SampleMesh(problem, config.test_param, rows)
     weight = np.linalg.pinv(rhs_basis[rows]) if config.hyper_residual == "gappy" else None

@@ -6,13 +6,16 @@ import scipy.linalg
 from genprior.errors import OptionError, ShapeError
 
 
-def pod(snapshots: np.ndarray, rank: int, *, clip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def pod(
+    snapshots: np.ndarray, rank: int, *, clip: bool = False, name: str = "latent size (POD rank)"
+) -> tuple[np.ndarray, np.ndarray]:
     """The first ``rank`` left singular vectors of the snapshot matrix.
 
     Args:
         snapshots: (N, T) one snapshot per column.
         rank: K, the number of modes; at most the numerical rank of ``snapshots``.
         clip: give fewer modes when the numerical rank is below ``rank`` instead of raising.
+        name: what ``rank`` is called in the error message (the option the caller set).
 
     Returns:
         basis: (N, K) orthonormal columns.
@@ -29,7 +32,7 @@ def pod(snapshots: np.ndarray, rank: int, *, clip: bool = False) -> tuple[np.nda
         rank = min(rank, numerical_rank)
     if not isinstance(rank, int | np.integer) or not 1 <= rank <= numerical_rank:
         raise OptionError(
-            f"latent size (POD rank) must be an integer in [1, {numerical_rank}], the numerical "
+            f"{name} must be an integer in [1, {numerical_rank}], the numerical "
             f"rank of the {snapshots.shape[1]} snapshots; received {rank!r}"
         )
     return u[:, :rank], s
