@@ -38,6 +38,11 @@ from genprior.solvers.phase_baselines import SparseAmplitudeFlow, tune_amplitude
 logger = logging.getLogger(__name__)
 
 LASSO_LAMBDAS = tuple(float(v) for v in np.logspace(-5, 1, 13))
+# Baselines whose l1 weight is tuned on validation images: method prefix -> (solver, tuner).
+TUNED_BASELINES = {
+    "lasso-": (LassoSolver, tune_lasso_lambda),
+    "amplitude-flow-": (SparseAmplitudeFlow, tune_amplitude_flow_lambda),
+}
 GRID_IMAGES = 8
 RESULT_COLUMNS = [
     "method",
@@ -335,7 +340,8 @@ def _build_solver(
     param: float,
     method: str,
 ) -> tuple[object, float]:
-    """The solver of ``method`` and its regularisation weight (tuned for Lasso)."""
+    """The solver of ``method`` and its regularisation weight (tuned on validation images
+    for the l1-regularised baselines)."""
     if method == "vae":
         return CSGMSolver(
             generator,
@@ -348,20 +354,14 @@ def _build_solver(
         ), config.lam
     if method == "pinv":
         return PseudoInverseSolver(), 0.0
-    if method.startswith("lasso-"):
-        transform = method.removeprefix("lasso-")
-        y_val = _measure(task, operator, x_val, param, config, seed=config.seed + 3)
-        lam, _ = tune_lasso_lambda(
-            operator, x_val, y_val, transform, config.lasso_lambdas, iters=config.lasso_iters
-        )
-        return LassoSolver(transform, lam, iters=config.lasso_iters), float(lam)
-    if method.startswith("amplitude-flow-"):
-        transform = method.removeprefix("amplitude-flow-")
-        y_val = _measure(task, operator, x_val, param, config, seed=config.seed + 3)
-        lam, _ = tune_amplitude_flow_lambda(
-            operator, x_val, y_val, transform, config.lasso_lambdas, iters=config.lasso_iters
-        )
-        return SparseAmplitudeFlow(transform, lam, iters=config.lasso_iters), float(lam)
+    for prefix, (solver_class, tune) in TUNED_BASELINES.items():
+        if method.startswith(prefix):
+            transform = method.removeprefix(prefix)
+            y_val = _measure(task, operator, x_val, param, config, seed=config.seed + 3)
+            lam, _ = tune(
+                operator, x_val, y_val, transform, config.lasso_lambdas, iters=config.lasso_iters
+            )
+            return solver_class(transform, lam, iters=config.lasso_iters), float(lam)
     raise OptionError(f"unknown method {method!r}")
 
 

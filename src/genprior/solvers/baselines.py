@@ -223,13 +223,7 @@ def tune_lasso_lambda(
         (best_lam, mse_per_lam) with mse_per_lam (L,): mean over signals and pixels of
         (x_hat - x_val)^2.
     """
-    operator.check_signal(x_val)
-    operator.check_measurements(y_val)
-    if x_val.shape[0] != y_val.shape[0]:
-        raise ShapeError(
-            f"x_val and y_val must hold the same number of signals; received "
-            f"{x_val.shape[0]} and {y_val.shape[0]}"
-        )
+    check_validation_set(operator, x_val, y_val)
     lam_vec = _check_lams(lams)
     path = lasso_path(operator, y_val, transform, lam_vec, iters=iters, tol=tol, seed=seed)
     mse = (path - x_val.unsqueeze(0)).pow(2).flatten(1).mean(1)  # (L,)
@@ -243,6 +237,21 @@ def tune_lasso_lambda(
             lam_vec.max().item(),
         )
     return lam_vec[best].item(), mse
+
+
+def check_validation_set(operator: Operator, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+    """Check validation signals x_val (B, *in_shape) against their measurements y_val.
+
+    Raises:
+        ShapeError, NonFiniteError: for wrong shapes, differing B, or NaN/inf entries.
+    """
+    operator.check_signal(x_val)
+    operator.check_measurements(y_val)
+    if x_val.shape[0] != y_val.shape[0]:
+        raise ShapeError(
+            f"x_val and y_val must hold the same number of signals; received "
+            f"{x_val.shape[0]} and {y_val.shape[0]}"
+        )
 
 
 def lasso_objective(

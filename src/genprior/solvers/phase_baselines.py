@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import torch
 
-from genprior.errors import ShapeError
 from genprior.operators.base import Operator
 from genprior.operators.phase import PhaseRetrieval
 from genprior.solvers.base import Recovery, check_finite_result, measurement_loss
@@ -30,6 +29,7 @@ from genprior.solvers.baselines import (
     _check_nonnegative,
     _check_transform_arg,
     _resolve_transform,
+    check_validation_set,
 )
 from genprior.solvers.transforms import OrthogonalTransform
 
@@ -125,12 +125,7 @@ def tune_amplitude_flow_lambda(
     Returns:
         (best_lam, mse_per_lam) with mse_per_lam (L,).
     """
-    operator.check_signal(x_val)
-    if x_val.shape[0] != y_val.shape[0]:
-        raise ShapeError(
-            f"x_val and y_val must hold the same number of signals; received "
-            f"{x_val.shape[0]} and {y_val.shape[0]}"
-        )
+    check_validation_set(operator, x_val, y_val)
     lam_vec = _check_lams(lams)
     path = _amplitude_flow(operator, y_val, transform, lam_vec.tolist(), iters, seed)
     mse = (path - x_val.unsqueeze(0)).pow(2).flatten(1).mean(1)  # (L,)
