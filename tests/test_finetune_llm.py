@@ -25,7 +25,12 @@ from genprior.finetune.experiments import ExperimentConfig, train_all  # noqa: E
 from genprior.finetune.generation import adapter, sample_answers  # noqa: E402
 from genprior.finetune.judges import LocalJudge  # noqa: E402
 from genprior.finetune.models import load_model  # noqa: E402
-from genprior.finetune.training import LoraConfig, collate, encode_example, train_lora  # noqa: E402
+from genprior.finetune.training import (  # noqa: E402
+    LoraConfig,
+    collate,
+    encode_example,
+    train_lora,
+)
 
 EXAMPLES = [
     ChatExample("Name a bird species.", name)
