@@ -153,6 +153,54 @@ def test_negation_rescues_a_start_in_the_wrong_half_space():
     assert (relative_error(two.signal, signal) < 1e-6).all() and (two.start == 1).all()
 
 
+@pytest.mark.parametrize("negation", ["every-step", "two-start", "none"])
+@pytest.mark.parametrize("loss", ["squared", "amplitude"])
+def test_stacked_points_equal_independent_solves(negation, loss):
+    """Point p on shared draws is the problem with W_1[:, :k_p] and c_p A[:m_p]."""
+    net, gen = _net([6, 80, 60], trials=4, seed=1), torch.Generator().manual_seed(0)
+    ks, ms = (2, 4, 6, 3), (40, 20, 30, 10)
+    A = torch.randn(4, 40, 60, dtype=F64, generator=gen) / 40**0.5
+    x_true = torch.randn(4, 6, dtype=F64, generator=gen)
+    x0 = torch.randn(4, 6, dtype=F64, generator=gen)
+    y = torch.zeros(4, 4, 40, dtype=F64)
+    weights = torch.zeros(4, 40, dtype=F64)
+    for p, (k, m) in enumerate(zip(ks, ms)):
+        x_k = torch.cat([x_true[:, :k], torch.zeros(4, 6 - k, dtype=F64)], dim=1)
+        y[:, p] = torch.bmm(net(x_k).unsqueeze(1), A.transpose(1, 2))[:, 0]
+        weights[p, :m] = 40 / m
+    y = y.abs() if loss == "amplitude" else y
+    solver = NegationDescent(max_iters=2000, negation=negation, grad_tol=1e-9, loss=loss)
+    stacked = solver.solve(net, y, A, x0=x0, latent_sizes=ks, row_weights=weights)
+    assert stacked.x.shape == (4, 4, 6) and stacked.iterations.shape == (4, 4)
+    assert stacked.converged.sum() >= 8  # finished points left the batch early
+    for p, (k, m) in enumerate(zip(ks, ms)):
+        single = RandomReLUNetwork.from_weights([net.W1[:, :, :k], net.W2])
+        scale = (40 / m) ** 0.5
+        alone = solver.solve(single, scale * y[:, p, :m], scale * A[:, :m], x0=x0[:, :k])
+        one = stacked.point(p)
+        assert torch.allclose(one.x[:, :k], alone.x, atol=1e-10)
+        assert (one.x[:, k:] == 0).all()
+        assert torch.allclose(one.signal, alone.signal, atol=1e-10)
+        assert torch.equal(one.iterations, alone.iterations)
+        assert torch.equal(one.flips, alone.flips) and torch.equal(one.start, alone.start)
+
+
+def test_stacked_points_check_their_sizes():
+    net = _net([4, 30, 20], trials=2)
+    y = torch.zeros(2, 3, 20, dtype=F64)
+    solver = NegationDescent(max_iters=5)
+    with pytest.raises(ValueError, match="latent_sizes must be .* in 1..4"):
+        solver.solve(net, y, latent_sizes=[1, 2, 5])
+    with pytest.raises(ShapeError, match="disagree in P"):
+        solver.solve(net, y, latent_sizes=[1, 2])
+    with pytest.raises(ShapeError, match="row_weights must have shape"):
+        solver.solve(net, y, row_weights=torch.ones(3, 7))
+    with pytest.raises(ValueError, match="non-negative"):
+        solver.solve(net, y, row_weights=-torch.ones(3, 20))
+    with pytest.raises(ShapeError, match="x0 must have shape"):
+        solver.solve(net, y, x0=torch.zeros(2, 2, 4, dtype=F64))
+
+
 def test_phase_retrieval_operator_and_amplitude_loss():
     net = _net([3, 80, 120], trials=6, seed=2)
     signal = net(net.unit_target())
@@ -266,6 +314,32 @@ def test_phase_transition_command_writes_the_summary_and_resumes(tmp_path, capsy
     again = json.loads((tmp_path / "summary.json").read_text())
     assert again["seconds_per_point"] == first["seconds_per_point"]
     assert "k-60-50" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("experiment", ["phase-transition", "noise", "denoise", "phase-retrieval"])
+def test_shared_and_independent_draws_give_the_same_table(tmp_path, experiment):
+    """Both ways estimate the same quantities; only the draws differ."""
+    sizes = {
+        "phase-transition": ["--widths", "60-50", "--ks", "2", "5", "--m", "40"],
+        "noise": ["--hidden", "60", "50", "--ks", "2", "5", "--m", "40", "--taus", "0.01"],
+        "denoise": ["--hidden", "60", "50", "--ks", "2", "5", "--taus", "0.01", "0.1"],
+        "phase-retrieval": ["--hidden", "60", "50", "--k", "2", "--ms", "30", "45"],
+    }[experiment]
+    args = ["theory", experiment, *sizes, "--trials", "3", "--max-iters", "3000"]
+    tables = []
+    for extra, folder in (([], "shared"), (["--independent-points"], "independent")):
+        assert main([*args, *extra, "--out", str(tmp_path / folder)]) == 0
+        tables.append(read_csv(tmp_path / folder / "summary.csv"))
+        document = json.loads((tmp_path / folder / "summary.json").read_text())
+        assert document["config"]["shared_draws"] is not extra
+    shared, independent = tables
+    assert [list(row) for row in shared] == [list(row) for row in independent]
+    label = [key for key in shared[0] if key in ("k", "m")]
+    assert sorted(tuple(row[key] for key in label) for row in shared) == sorted(
+        tuple(row[key] for key in label) for row in independent
+    )
+    if experiment == "phase-transition":  # k = 2, 5 from 40 measurements: always found
+        assert {row["success_rate"] for row in shared + independent} == {"1.0"}
 
 
 def test_spiked_command_writes_the_summary(tmp_path):

@@ -219,17 +219,22 @@ class RandomReLUNetwork(Generator):
             lam = w_plus if lam is None else torch.bmm(w_plus, lam)
         return lam
 
-    def unit_target(self, direction: int = 1, *, seed: int = 0) -> torch.Tensor:
+    def unit_target(
+        self, direction: int = 1, *, seed: int = 0, support: int | None = None
+    ) -> torch.Tensor:
         """x* (R, K): the basis vector e_direction scaled per network so ||G(x*)|| = 1.
 
         Positive homogeneity makes the rescaling exact. The papers' experiments use e_2
         (direction 1, counting from 0). A network that maps e_direction to 0 (possible when a
-        layer is narrow) gets a Gaussian direction drawn from (seed, r) instead.
+        layer is narrow) gets a Gaussian direction drawn from (seed, r) instead, in the first
+        ``support`` coordinates (default: all K), so that it also suits the networks
+        restricted to them.
         """
-        if not 0 <= direction < self.latent_dim:
+        support = self.latent_dim if support is None else support
+        if not 0 <= direction < support <= self.latent_dim:
             raise ValueError(
-                f"direction must be in 0..{self.latent_dim - 1} (the latent size is "
-                f"{self.latent_dim}); received {direction}"
+                f"direction must be in 0..{support - 1} and support in 1..{self.latent_dim} "
+                f"(the latent size); received direction {direction}, support {support}"
             )
         x = torch.zeros(self.trials, 1, self.latent_dim, dtype=self.dtype)
         x[..., direction] = 1.0
@@ -240,7 +245,7 @@ class RandomReLUNetwork(Generator):
                 return (x / norm)[:, 0]
             for r in dead:
                 gen = trial_generator(seed, r, 1000 + attempt)
-                x[r, 0] = torch.randn(self.latent_dim, generator=gen, dtype=torch.float64)
+                x[r, 0, :support] = torch.randn(support, generator=gen, dtype=torch.float64)
             norm = self.trials_forward(x).norm(dim=-1, keepdim=True)
         raise ValueError("G(x) = 0 for 100 random directions of some network; widen its layers")
 

@@ -13,15 +13,24 @@ Cocola, Hand & Voroninski (arXiv 2006.07953) run plain descent from x_0 and -x_0
 lower final loss (the "two-start" variant). Each trial stops once ||grad f|| <= grad_tol or
 after max_iters steps; finished trials leave the batch, so the others run faster.
 
+Several experiment points can share one network per trial ("stacked points"): point p uses
+the first k_p latent coordinates (the network with W_1[:, :k_p]) and the first m_p rows of
+A, and has its own measurements. All points then go through each weight matrix together as
+the columns of one matrix product, so a step reads the weights once for every point; a
+point column that has finished in every trial leaves the batch too.
+
 This module has the loop and the measurement objectives (compressed sensing, denoising, phase
 retrieval with the amplitude loss); :mod:`genprior.solvers.spiked` adds the spiked-matrix
-objective. Shapes: R trials, S starts per trial, K latent size, N signal size, M measurements.
+objective. Shapes: R trials, P points per network, S starts per trial (P, or 2P for the
+two-start variant), K latent size, N signal size, M measurements.
 """
 
+import copy
 import logging
 import math
 import numbers
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +62,9 @@ START_STREAM = 101  # trial_generator stream of the random starts
 
 @dataclass
 class DescentResult:
-    """The outcome of a batched descent, one entry per trial.
+    """The outcome of a batched descent, one entry per trial (and point).
+
+    With stacked points, every (R, ...) below is (R, P, ...).
 
     Attributes:
         x: the estimates, (R, K).
@@ -77,34 +88,71 @@ class DescentResult:
     start: torch.Tensor
     seconds: float = 0.0
 
+    def point(self, p: int) -> "DescentResult":
+        """Point p of a stacked result: every (R, P, ...) field becomes (R, ...)."""
+        fields = ("x", "signal", "loss", "iterations", "grad_norm", "flips", "converged", "start")
+        return DescentResult(
+            **{name: getattr(self, name)[:, p] for name in fields}, seconds=self.seconds
+        )
+
 
 class Objective:
     """f(x) = L(G(x)) for R networks; subclasses implement :meth:`output_loss_grad`.
 
     Args:
         network: the R networks.
+        latent_mask: (S, K) booleans or None; start s moves only the latent coordinates
+            where its row is True (the network restricted to them), its gradient is zero
+            elsewhere.
     """
 
-    def __init__(self, network: RandomReLUNetwork) -> None:
+    def __init__(
+        self, network: RandomReLUNetwork, *, latent_mask: torch.Tensor | None = None
+    ) -> None:
         self.network = network
+        self.latent_mask = latent_mask
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L and its gradient at network outputs g (R, S, N): (R, S) and (R, S, N)."""
         raise NotImplementedError
 
-    def subset(self, index: torch.Tensor) -> "Objective":
-        """The same objective for the trials ``index`` only."""
-        raise NotImplementedError
+    def select(
+        self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
+    ) -> "Objective":
+        """The same objective for the trials ``trials`` and the starts ``starts`` only
+        (None keeps all)."""
+        sub = copy.copy(self)
+        if trials is not None:
+            sub.network = self.network.subset(trials)
+        if starts is not None and self.latent_mask is not None:
+            sub.latent_mask = self.latent_mask[starts]
+        return sub
 
     def loss_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """f and its (sub)gradient at x (R, S, K): (R, S) and (R, S, K)."""
         g, masks = self.network.forward_with_masks(x)
         loss, grad_g = self.output_loss_grad(g)
-        return loss, self.network.vjp(masks, grad_g)
+        grad = self.network.vjp(masks, grad_g)
+        if self.latent_mask is not None:
+            grad = grad * tile_starts(self.latent_mask, x.shape[1], 0)
+        return loss, grad
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """f at x (R, S, K) -> (R, S)."""
         return self.output_loss_grad(self.network.trials_forward(x))[0]
+
+
+def tile_starts(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """t repeated along ``dim`` to length n (a multiple of its length).
+
+    The negation step evaluates x and -x as one batch of 2S starts; per-start data of
+    length S is tiled to match.
+    """
+    if t.shape[dim] == n:
+        return t
+    repeats = [1] * t.ndim
+    repeats[dim] = n // t.shape[dim]
+    return t.repeat(*repeats)
 
 
 class MeasurementObjective(Objective):
@@ -112,10 +160,14 @@ class MeasurementObjective(Objective):
 
     Args:
         network: the R networks, output size N.
-        y: measurements, (R, M); (R, N) when A is None.
+        y: measurements, (R, M) for every start or (R, S, M) one vector per start; M is N
+            when A is None.
         A: per-trial matrices (R, M, N), one shared matrix (M, N), or None for the identity
             (denoising).
         loss: "squared" or "amplitude" (phase retrieval, y = |A G(x*)|).
+        rows: (S, M) non-negative weights or None (all 1); start s weighs the squared
+            residual of measurement i by rows[s, i] (0 drops it).
+        latent_mask: see :class:`Objective`.
     """
 
     def __init__(
@@ -124,25 +176,43 @@ class MeasurementObjective(Objective):
         y: torch.Tensor,
         A: torch.Tensor | None = None,
         loss: str = "squared",
+        *,
+        rows: torch.Tensor | None = None,
+        latent_mask: torch.Tensor | None = None,
     ) -> None:
-        super().__init__(network)
+        super().__init__(network, latent_mask=latent_mask)
         check_choice("loss", loss, LOSSES)
         self.y, self.A, self.amplitude = y, A, loss == "amplitude"
+        self.rows = rows
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """See :meth:`Objective.output_loss_grad`."""
+        n_starts = g.shape[1]
         ag = g if self.A is None else torch.bmm(g, self.A.transpose(1, 2))  # (R, S, M)
-        r = (ag.abs() if self.amplitude else ag) - self.y.unsqueeze(1)
-        loss = 0.5 * r.pow(2).sum(-1)
+        y = self.y.unsqueeze(1) if self.y.ndim == 2 else tile_starts(self.y, n_starts, 1)
+        r = (ag.abs() if self.amplitude else ag) - y
+        if self.rows is None:
+            loss = 0.5 * r.pow(2).sum(-1)
+        else:
+            weights = tile_starts(self.rows, n_starts, 0)
+            loss = 0.5 * (weights * r.pow(2)).sum(-1)
+            r = weights * r
         if self.amplitude:
             r = r * torch.sign(ag)
         return loss, r if self.A is None else torch.bmm(r, self.A)
 
-    def subset(self, index: torch.Tensor) -> "MeasurementObjective":
-        """See :meth:`Objective.subset`."""
-        A = None if self.A is None else self.A[index]
-        loss = "amplitude" if self.amplitude else "squared"
-        return MeasurementObjective(self.network.subset(index), self.y[index], A, loss)
+    def select(
+        self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
+    ) -> "MeasurementObjective":
+        """See :meth:`Objective.select`."""
+        sub = super().select(trials, starts)
+        if trials is not None:
+            sub.y = self.y[trials]
+            sub.A = None if self.A is None else self.A[trials]
+        if starts is not None:
+            sub.y = sub.y if sub.y.ndim == 2 else sub.y[:, starts]
+            sub.rows = None if self.rows is None else self.rows[starts]
+        return sub
 
 
 def descend(
@@ -156,8 +226,8 @@ def descend(
 ) -> dict[str, torch.Tensor]:
     """Run (negation) gradient descent from x0 (R, S, K), every start independently.
 
-    A start stops once ||grad f|| <= grad_tol; a trial leaves the batch once all its starts
-    have stopped.
+    A start stops once ||grad f|| <= grad_tol. A trial leaves the batch once all its starts
+    have stopped, and a start column once it has stopped in every trial left.
 
     Returns:
         "x" (R, S, K), "loss", "grad_norm" (R, S) at the last evaluated point, and
@@ -172,10 +242,10 @@ def descend(
         "flips": torch.zeros(n_trials, n_starts, dtype=torch.long),
         "converged": torch.zeros(n_trials, n_starts, dtype=torch.bool),
     }
-    active = torch.arange(n_trials)
+    rows, cols = torch.arange(n_trials), torch.arange(n_starts)
     state = {key: value.clone() for key, value in out.items()}
     for step in range(max_iters + 1):
-        running = ~state["converged"]  # (R', S)
+        running = ~state["converged"]  # (R', S')
         x, loss, grad, flipped = _evaluate(objective, state["x"], negate, running)
         gnorm = grad.norm(dim=-1)
         state["x"] = x
@@ -188,16 +258,38 @@ def descend(
             break
         moving = ~state["converged"]
         state["x"] = torch.where(moving.unsqueeze(-1), x - lr * grad, x)
-        finished = state["converged"].all(dim=1)
-        if finished.any():
-            _store(out, state, active, finished)
-            keep = (~finished).nonzero().squeeze(1)
-            if keep.numel() == 0:
+        if not moving.all():
+            objective, state, rows, cols = _compact(objective, state, out, rows, cols)
+            if rows.numel() == 0:
                 return out
-            active, objective = active[keep], objective.subset(keep)
-            state = {key: value[keep] for key, value in state.items()}
-    _store(out, state, active, torch.ones(len(active), dtype=torch.bool))
+    _store(out, state, rows, cols)
     return out
+
+
+def _compact(
+    objective: Objective,
+    state: dict[str, torch.Tensor],
+    out: dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+) -> tuple[Objective, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Store and drop the trials (rows) and start columns that have stopped everywhere."""
+    done = state["converged"]
+    keep_rows = (~done.all(dim=1)).nonzero().squeeze(1)
+    if len(keep_rows) < len(rows):
+        _store(out, state, rows, cols)
+        if keep_rows.numel() == 0:
+            return objective, state, rows[keep_rows], cols
+        objective = objective.select(trials=keep_rows)
+        state = {key: value[keep_rows] for key, value in state.items()}
+        rows, done = rows[keep_rows], done[keep_rows]
+    keep_cols = (~done.all(dim=0)).nonzero().squeeze(1)
+    if len(keep_cols) < len(cols):
+        _store(out, state, rows, cols)
+        objective = objective.select(starts=keep_cols)
+        state = {key: value[:, keep_cols] for key, value in state.items()}
+        cols = cols[keep_cols]
+    return objective, state, rows, cols
 
 
 def _evaluate(
@@ -226,43 +318,74 @@ def _evaluate(
 def _store(
     out: dict[str, torch.Tensor],
     state: dict[str, torch.Tensor],
-    active: torch.Tensor,
-    finished: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
 ) -> None:
-    rows = active[finished]
+    """Copy the current state (R', S') into ``out`` at trials ``rows``, starts ``cols``."""
+    index = (rows.unsqueeze(1), cols.unsqueeze(0))
     for key, value in state.items():
-        out[key][rows] = value[finished]
+        out[key][index] = value
 
 
-def finish(objective: Objective, raw: dict[str, torch.Tensor], started: float) -> DescentResult:
-    """Keep the start with the lowest final loss per trial and compute G(x)."""
-    best = raw["loss"].argmin(dim=1)  # (R,)
-    rows = torch.arange(len(best))
-    x = raw["x"][rows, best]  # (R, K)
-    signal = objective.network.trials_forward(x.unsqueeze(1))[:, 0]
+def finish(
+    objective: Objective,
+    raw: dict[str, torch.Tensor],
+    started: float,
+    points: int | None = None,
+) -> DescentResult:
+    """Keep, per trial and point, the start with the lowest final loss, and compute G(x).
+
+    Args:
+        objective: the objective that was minimised.
+        raw: :func:`descend`'s output, starts laid out as (R, C * P) with C copies (starts)
+            of the P points: column c * P + p is start c of point p.
+        started: the solve's start time (time.perf_counter()).
+        points: P, or None for one point and results without the point axis.
+    """
+    n_trials, n_starts = raw["loss"].shape
+    n_points = points or 1
+    losses = raw["loss"].reshape(n_trials, n_starts // n_points, n_points)
+    best = losses.argmin(dim=1)  # (R, P)
+    column = best * n_points + torch.arange(n_points)  # (R, P)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        index = column if t.ndim == 2 else column.unsqueeze(-1).expand(-1, -1, t.shape[-1])
+        chosen = torch.gather(t, 1, index)
+        return chosen if points is not None else chosen[:, 0]
+
+    x = pick(raw["x"])
+    signal = objective.network.trials_forward(x if points is not None else x.unsqueeze(1))
+    signal = signal if points is not None else signal[:, 0]
     if not torch.isfinite(signal).all():
         raise NonFiniteError(
             "the descent produced NaN or infinite estimates; lower lr or check the data's scale"
         )
+    fields = ("loss", "iterations", "grad_norm", "flips", "converged")
     return DescentResult(
         x=x,
         signal=signal,
-        loss=raw["loss"][rows, best],
-        iterations=raw["iterations"][rows, best],
-        grad_norm=raw["grad_norm"][rows, best],
-        flips=raw["flips"][rows, best],
-        converged=raw["converged"][rows, best],
-        start=best,
+        **{name: pick(raw[name]) for name in fields},
+        start=best if points is not None else best[:, 0],
         seconds=time.perf_counter() - started,
     )
 
 
 def starts(
-    network: RandomReLUNetwork, x0: torch.Tensor | None, negation: str, seed: int, scale: float
+    network: RandomReLUNetwork,
+    x0: torch.Tensor | None,
+    negation: str,
+    seed: int,
+    scale: float,
+    points: int = 1,
+    latent_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The starting points (R, S, K): x0 (R, K) or N(0, scale^2 I) draws, and -x0 for
-    the two-start variant."""
-    n_trials, k = network.trials, network.latent_dim
+    """The starting points (R, S, K), S = C * P (see :func:`finish`).
+
+    x0 is (R, K) (every point starts there), (R, P, K), or None for N(0, scale^2 I) draws
+    (one per trial, shared by its P ``points``); the two-start variant appends -x0.
+    Coordinates outside a point's latent_mask (P, K) are set to zero.
+    """
+    n_trials, k, n_points = network.trials, network.latent_dim, points
     if x0 is None:
         x0 = torch.stack(
             [
@@ -273,11 +396,15 @@ def starts(
             ]
         ).to(network.dtype)
         x0 = scale * x0
+    elif x0.ndim == 3:
+        _check_tensor("x0", x0, (n_trials, n_points, k), "(R, P, K)")
     else:
         _check_tensor("x0", x0, (n_trials, k), "(R, K)")
-        x0 = x0.to(network.dtype)
-    x0 = x0.unsqueeze(1)
-    return torch.cat([x0, -x0], dim=1) if negation == "two-start" else x0
+    x0 = x0.to(network.dtype)
+    x0 = x0 if x0.ndim == 3 else x0.unsqueeze(1).expand(-1, n_points, -1)
+    if latent_mask is not None:
+        x0 = x0 * latent_mask.to(x0.dtype)
+    return torch.cat([x0, -x0], dim=1) if negation == "two-start" else x0.clone()
 
 
 class NegationDescent:
@@ -325,24 +452,37 @@ class NegationDescent:
         *,
         x0: torch.Tensor | None = None,
         seed: int = 0,
+        latent_sizes: Sequence[int] | None = None,
+        row_weights: torch.Tensor | None = None,
     ) -> DescentResult:
-        """Recover one latent point per network.
+        """Recover one latent point per network, or one per network and point.
+
+        Stacked points (y of shape (R, P, M), or ``latent_sizes`` / ``row_weights`` given)
+        share each trial's network and A: point p is the problem with the network restricted
+        to the first latent_sizes[p] latent coordinates (W_1[:, :k_p]) and the squared
+        residual of measurement i weighted by row_weights[p, i]. Weights c^2 on the first
+        m_p rows and 0 elsewhere give the problem with the matrix c A[:m_p] and data c y[:m_p].
 
         Args:
-            network: R networks with output size N.
-            y: measurements, (R, M); (R, N) when A is None.
+            network: R networks with output size N and latent size K.
+            y: measurements, (R, M) or (R, P, M); M is N when A is None.
             A: per-trial matrices (R, M, N), a shared matrix (M, N), a linear genprior
                 :class:`~genprior.operators.base.Operator` with in_shape (N,) (shared), a
                 :class:`~genprior.operators.phase.PhaseRetrieval` (forces the amplitude
                 loss), or None for the identity (denoising).
-            x0: starting points (R, K); None draws them from ``seed`` per trial.
+            x0: starting points (R, K) or (R, P, K); None draws them from ``seed`` per trial.
             seed: seeds the random starts.
+            latent_sizes: P latent sizes k_p in 1..K, or None (all K).
+            row_weights: (P, M) finite non-negative weights, or None (all 1).
 
         Returns:
-            A :class:`DescentResult`.
+            A :class:`DescentResult`; its fields have a point axis, (R, P, ...), when points
+            are stacked.
 
         Raises:
-            ShapeError: for y, A or x0 of the wrong shape.
+            ShapeError: for y, A, x0 or row_weights of the wrong shape, or points that
+                disagree in P.
+            ValueError: for latent sizes out of range or negative weights.
             NonFiniteError: for NaN or inf in y, A or x0, or in the result.
         """
         started = time.perf_counter()
@@ -351,9 +491,24 @@ class NegationDescent:
             loss = "amplitude"
         matrices = sensing_matrices(A, network)
         m = network.output_shape[0] if matrices is None else matrices.shape[1]
-        _check_tensor("y", y, (network.trials, m), "(R, M)")
-        objective = MeasurementObjective(network, y.to(network.dtype), matrices, loss)
-        x_start = starts(network, x0, self.negation, seed, self.x0_std)
+        stacked = y.ndim == 3 or latent_sizes is not None or row_weights is not None
+        n_points, latent_mask, rows = point_masks(network, y, m, latent_sizes, row_weights)
+        shape = (network.trials, m) if y.ndim != 3 else (network.trials, n_points, m)
+        _check_tensor("y", y, shape, "(R, M)" if y.ndim != 3 else "(R, P, M)")
+        x_start = starts(network, x0, self.negation, seed, self.x0_std, n_points, latent_mask)
+        copies = x_start.shape[1] // n_points
+        objective = MeasurementObjective(
+            network,
+            y.to(network.dtype),
+            matrices,
+            loss,
+            rows=None if rows is None else tile_starts(rows, copies * n_points, 0),
+            latent_mask=None
+            if latent_mask is None
+            else tile_starts(latent_mask, len(x_start[0]), 0),
+        )
+        if y.ndim == 3:
+            objective.y = tile_starts(objective.y, copies * n_points, 1)
         grad_tol = self.grad_tol if self.grad_tol is not None else GRAD_TOL.get(network.dtype, 0)
         raw = descend(
             objective,
@@ -363,14 +518,58 @@ class NegationDescent:
             grad_tol=grad_tol,
             negate=self.negation == "every-step",
         )
-        result = finish(objective, raw, started)
+        result = finish(objective, raw, started, n_points if stacked else None)
         logger.debug(
-            "negation descent: %d trials, mean %.0f iterations, %.2f s",
+            "negation descent: %d trials x %d points, mean %.0f iterations, %.2f s",
             network.trials,
+            n_points,
             result.iterations.double().mean(),
             result.seconds,
         )
         return result
+
+
+def point_masks(
+    network: RandomReLUNetwork,
+    y: torch.Tensor,
+    m: int,
+    latent_sizes: Sequence[int] | None,
+    row_weights: torch.Tensor | None,
+) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+    """P, the stacked points' latent mask (P, K) and their row weights (P, M), or None.
+
+    Raises:
+        ShapeError: when y's P, len(latent_sizes) and row_weights' P disagree, or
+            row_weights is not (P, M).
+        ValueError: for a k_p outside 1..K, or weights that are negative or not finite.
+    """
+    counts, mask = {}, None
+    if isinstance(y, torch.Tensor) and y.ndim == 3:
+        counts["y.shape[1]"] = y.shape[1]
+    if latent_sizes is not None:
+        k = network.latent_dim
+        sizes = [check_count(f"latent_sizes[{i}]", size) for i, size in enumerate(latent_sizes)]
+        if not sizes or max(sizes) > k:
+            raise ValueError(
+                f"latent_sizes must be a non-empty list of integers in 1..{k} (the network's "
+                f"latent size); received {sizes}"
+            )
+        counts["len(latent_sizes)"] = len(sizes)
+        mask = torch.arange(k).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
+    if row_weights is not None:
+        if not isinstance(row_weights, torch.Tensor) or row_weights.ndim != 2:
+            raise ShapeError(f"row_weights must be a tensor (P, M={m}); received {row_weights!r}")
+        if row_weights.shape[1] != m:
+            raise ShapeError(
+                f"row_weights must have shape (P, M={m}); received {tuple(row_weights.shape)}"
+            )
+        if not (torch.isfinite(row_weights).all() and (row_weights >= 0).all()):
+            raise ValueError("row_weights must be finite and non-negative")
+        counts["row_weights.shape[0]"] = row_weights.shape[0]
+        row_weights = row_weights.to(network.dtype)
+    if len(set(counts.values())) > 1:
+        raise ShapeError(f"the stacked points disagree in P: {counts}")
+    return next(iter(counts.values()), 1), mask, row_weights
 
 
 def sensing_matrices(

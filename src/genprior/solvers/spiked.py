@@ -247,11 +247,13 @@ class SpikedObjective(Objective):
         loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + self.constant.unsqueeze(1))
         return loss, g * gg.unsqueeze(-1) - mg
 
-    def subset(self, index: torch.Tensor) -> "SpikedObjective":
-        """See :meth:`genprior.solvers.negation.Objective.subset`."""
-        sub = SpikedObjective.__new__(SpikedObjective)
-        sub.network, sub.data = self.network.subset(index), self.data.subset(index)
-        sub.constant = self.constant[index]
+    def select(
+        self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
+    ) -> "SpikedObjective":
+        """See :meth:`genprior.solvers.negation.Objective.select`."""
+        sub = super().select(trials, starts)
+        if trials is not None:
+            sub.data, sub.constant = self.data.subset(trials), self.constant[trials]
         return sub
 
 

@@ -7,6 +7,16 @@ target x* = e_2 scaled so that ||G(x*)|| = 1, x_0 ~ N(0, I), step 0.7, at most 2
 stop at ||grad|| <= 1e-10 (float64; 1e-6 in float32), success when
 ||G(x^) - G(x*)|| / ||G(x*)|| < 1e-3. Each point (architecture and k, or noise level, ...)
 runs its R trials as one batch (:class:`~genprior.solvers.negation.NegationDescent`).
+
+By default the points of one curve share their random draws (common random numbers): trial
+r uses one network, one A, one noise direction and one start for every point, a point with
+latent size k using the first k latent coordinates (W_1[:, :k]) and a point with m
+measurements the first m rows of A. Each point's R trials are still independent draws from
+the papers' distribution, so every point estimates the same probability or error; the
+points are only correlated with each other, which makes differences between points less
+noisy. All points then run as one stacked batch that reads each trial's weights once per
+step for all of them. ``shared_draws=False`` draws every point afresh and runs the points
+one after another.
 """
 
 import dataclasses
@@ -129,8 +139,12 @@ def _noise(shape: tuple[int, int], tau: float, seed: int, dtype: torch.dtype) ->
     return tau * eta / eta.norm(dim=-1, keepdim=True)
 
 
-def _descent_rows(point: dict, method: str, result: object, error: torch.Tensor) -> list[dict]:
-    fixed = {key: value for key, value in point.items() if key != "key"}
+def _descent_rows(
+    point: dict, method: str, result: object, error: torch.Tensor, points: int = 1
+) -> list[dict]:
+    """One row per trial; ``points`` solved together share the solve's wall time."""
+    fixed = {key: value for key, value in point.items() if key not in ("key", "ks")}
+    seconds = result.seconds / (len(error) * points)
     return [
         fixed
         | {
@@ -140,7 +154,7 @@ def _descent_rows(point: dict, method: str, result: object, error: torch.Tensor)
             "iterations": int(result.iterations[r]),
             "converged": bool(result.converged[r]),
             "flips": int(result.flips[r]),
-            "seconds": result.seconds / len(error),
+            "seconds": seconds,
         }
         for r in range(len(error))
     ]
@@ -177,9 +191,27 @@ class DescentSettings:
     seed: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class StackedSettings(DescentSettings):
+    """:class:`DescentSettings` of experiments whose points can share their draws.
+
+    Attributes:
+        shared_draws: the points of a curve share each trial's network, matrix, noise
+            direction and start, and run as one stacked batch (see the module docstring);
+            False draws every point independently and runs them one after another.
+    """
+
+    shared_draws: bool = True
+
+
+def _stacked(result: object, points: int) -> list[object]:
+    """The per-point results of a solve over ``points`` stacked points."""
+    return [result.point(p) for p in range(points)]
+
+
 # -- phase transition -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class PhaseTransitionConfig(DescentSettings):
+class PhaseTransitionConfig(StackedSettings):
     """Success probability against k at fixed m (Cocola 2022, experiments 1 and 2).
 
     Attributes:
@@ -192,7 +224,8 @@ class PhaseTransitionConfig(DescentSettings):
         success_tol: success when the relative error of G(x^) is below this.
         lasso_lam: Lasso's l1 weight (signals have norm 1, y is noiseless).
         lasso_iters: FISTA iterations.
-        trials, lr, max_iters, grad_tol, dtype, seed: see :class:`DescentSettings`.
+        trials, lr, max_iters, grad_tol, dtype, seed, shared_draws: see
+            :class:`StackedSettings`.
     """
 
     architectures: tuple[tuple[int, ...], ...] = ((700, 600), (150, 700, 600))
@@ -227,33 +260,43 @@ class PhaseTransitionConfig(DescentSettings):
 
 
 def _pt_points(config: PhaseTransitionConfig) -> list[dict]:
+    if config.shared_draws:
+        return [
+            {"key": widths_label(hidden), "widths": widths_label(hidden), "ks": list(ks)}
+            for hidden, ks in zip(config.architectures, config.ks)
+        ]
     return [
-        {"key": f"{widths_label(hidden)}@{k}", "widths": widths_label(hidden), "k": k}
+        {"key": f"{widths_label(hidden)}@{k}", "widths": widths_label(hidden), "ks": [k]}
         for hidden, ks in zip(config.architectures, config.ks)
         for k in ks
     ]
 
 
 def _pt_run(config: PhaseTransitionConfig, point: dict) -> list[dict]:
+    """One architecture's ks stacked on shared draws, or one k (``point["ks"]`` of one)."""
     hidden = tuple(int(w) for w in point["widths"].split("-")[1:])
-    k, seed = point["k"], point_seed(config.seed, point["key"])
-    network = _network(k, hidden, config, seed)
-    signal = network(network.unit_target())  # (R, N), unit norm
+    ks, seed = point["ks"], point_seed(config.seed, point["key"])
+    network = _network(max(ks), hidden, config, seed)
+    signal = network(network.unit_target(support=min(ks)))  # (R, N), unit norm
     seeds = _matrix_seeds(seed, config.trials)
     A = _gaussian_matrices(hidden[-1], config.m, seeds, network.dtype)
     y = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]  # (R, M)
+    labels = [{"widths": point["widths"], "k": k} for k in ks]
     rows = []
     if "negation" in config.methods:
-        result = _solver(config).solve(network, y, A, seed=seed)
-        rows += _descent_rows(point, "negation", result, relative_error(result.signal, signal))
+        result = _solver(config).solve(network, y, A, seed=seed, latent_sizes=ks)
+        for label, one in zip(labels, _stacked(result, len(ks))):
+            error = relative_error(one.signal, signal)
+            rows += _descent_rows(label, "negation", one, error, len(ks))
     if "lasso" in config.methods:
-        rows += _lasso_rows(config, point, signal, y, seeds)
+        # Lasso does not use the network: with shared draws every k sees the same signals.
+        lasso = _lasso_rows(config, signal, y, seeds)
+        rows += [label | row for label in labels for row in lasso]
     return rows
 
 
 def _lasso_rows(
     config: PhaseTransitionConfig,
-    point: dict,
     signal: torch.Tensor,
     y: torch.Tensor,
     seeds: list[int],
@@ -267,14 +310,11 @@ def _lasso_rows(
         started = time.perf_counter()
         operator = GaussianCS((1, 1, n), config.m, seed=seed).to(signal.dtype)
         estimate = solver.solve(operator, y[r : r + 1]).x.reshape(1, n)
-        error = float(relative_error(estimate, signal[r : r + 1])[0])
-        fixed = {key: value for key, value in point.items() if key != "key"}
         rows.append(
-            fixed
-            | {
+            {
                 "method": "lasso",
                 "trial": r,
-                "rel_error": error,
+                "rel_error": float(relative_error(estimate, signal[r : r + 1])[0]),
                 "iterations": config.lasso_iters,
                 "converged": True,
                 "flips": 0,
@@ -345,7 +385,7 @@ PHASE_TRANSITION = Experiment(
 
 # -- noise ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class NoiseConfig(DescentSettings):
+class NoiseConfig(StackedSettings):
     """Relative error against the noise level tau and k (two layers, ||eta|| = tau).
 
     Attributes:
@@ -355,7 +395,7 @@ class NoiseConfig(DescentSettings):
         m: measurements.
         negation: as for :class:`PhaseTransitionConfig`.
         dtype: "float64" by default: errors go down to 1e-9.
-        trials, lr, max_iters, grad_tol, seed: see :class:`DescentSettings`.
+        trials, lr, max_iters, grad_tol, seed, shared_draws: see :class:`StackedSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
@@ -381,24 +421,30 @@ class NoiseConfig(DescentSettings):
 
 
 def _noise_points(config: NoiseConfig) -> list[dict]:
-    return [{"key": f"k={k}", "k": k} for k in config.ks]
+    if config.shared_draws:
+        return [{"key": "all", "ks": list(config.ks)}]
+    return [{"key": f"k={k}", "ks": [k]} for k in config.ks]
 
 
 def _noise_run(config: NoiseConfig, point: dict) -> list[dict]:
-    """All noise levels of one k share the networks, matrices and noise directions."""
-    k, seed = point["k"], point_seed(config.seed, point["key"])
-    network = _network(k, tuple(config.hidden), config, seed)
-    signal = network(network.unit_target())
+    """Every (k, tau) of the point stacked: one network, matrix and noise direction per
+    trial (the noise scaled to each tau)."""
+    ks, seed = point["ks"], point_seed(config.seed, point["key"])
+    network = _network(max(ks), tuple(config.hidden), config, seed)
+    signal = network(network.unit_target(support=min(ks)))
     A = _gaussian_matrices(
         config.hidden[-1], config.m, _matrix_seeds(seed, config.trials), network.dtype
     )
-    clean = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]
+    clean = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]  # (R, M)
+    direction = _noise(tuple(clean.shape), 1.0, seed, network.dtype)
+    labels = [{"k": k, "tau": tau} for k in ks for tau in config.taus]
+    y = torch.stack([clean + label["tau"] * direction for label in labels], dim=1)
+    latent_sizes = [label["k"] for label in labels]
+    result = _solver(config).solve(network, y, A, seed=seed, latent_sizes=latent_sizes)
     rows = []
-    for tau in config.taus:
-        y = clean + _noise(tuple(clean.shape), tau, seed, network.dtype)
-        result = _solver(config).solve(network, y, A, seed=seed)
-        error = relative_error(result.signal, signal)
-        rows += _descent_rows({"k": k, "tau": tau}, "negation", result, error)
+    for label, one in zip(labels, _stacked(result, len(labels))):
+        error = relative_error(one.signal, signal)
+        rows += _descent_rows(label, "negation", one, error, len(labels))
     return rows
 
 
@@ -558,7 +604,7 @@ EXPANSIVITY = Experiment(
 
 # -- phase retrieval ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PhaseRetrievalConfig(DescentSettings):
+class PhaseRetrievalConfig(StackedSettings):
     """Success against m for y = |A G(x*)| with the amplitude loss.
 
     Attributes:
@@ -566,8 +612,8 @@ class PhaseRetrievalConfig(DescentSettings):
         k: latent size.
         ms: numbers of measurements.
         negations: the negation variants to compare (the method column).
-        trials, lr, max_iters, grad_tol, success_tol, dtype, seed: as for
-            :class:`PhaseTransitionConfig` and :class:`DescentSettings`.
+        trials, lr, max_iters, grad_tol, success_tol, dtype, seed, shared_draws: as for
+            :class:`PhaseTransitionConfig` and :class:`StackedSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
@@ -598,22 +644,29 @@ class PhaseRetrievalConfig(DescentSettings):
 
 
 def _pr_points(config: PhaseRetrievalConfig) -> list[dict]:
-    return [{"key": f"m={m}", "m": m} for m in config.ms]
+    if config.shared_draws:
+        return [{"key": "all", "ms": list(config.ms)}]
+    return [{"key": f"m={m}", "ms": [m]} for m in config.ms]
 
 
 def _pr_run(config: PhaseRetrievalConfig, point: dict) -> list[dict]:
-    seed = point_seed(config.seed, point["key"])
+    """Every m of the point stacked: point m uses the first m rows of each trial's A."""
+    ms, seed = point["ms"], point_seed(config.seed, point["key"])
     network = _network(config.k, tuple(config.hidden), config, seed)
     signal = network(network.unit_target())
     seeds = _matrix_seeds(seed, config.trials)
-    A = _gaussian_matrices(config.hidden[-1], point["m"], seeds, network.dtype)
+    A = _gaussian_matrices(config.hidden[-1], max(ms), seeds, network.dtype)  # N(0, 1/M)
     y = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0].abs()
+    # Weights M/m on the first m rows: point m sees sqrt(M/m) A[:m], an N(0, 1/m) matrix.
+    first = torch.arange(max(ms)).unsqueeze(0) < torch.tensor(ms).unsqueeze(1)
+    weights = first * (max(ms) / torch.tensor(ms, dtype=torch.float64)).unsqueeze(1)
     rows = []
     for negation in config.negations:
         solver = _solver(config, negation=negation, loss="amplitude")
-        result = solver.solve(network, y, A, seed=seed)
-        error = relative_error(result.signal, signal)
-        rows += _descent_rows({"m": point["m"]}, negation, result, error)
+        result = solver.solve(network, y, A, seed=seed, row_weights=weights)
+        for m, one in zip(ms, _stacked(result, len(ms))):
+            error = relative_error(one.signal, signal)
+            rows += _descent_rows({"m": m}, negation, one, error, len(ms))
     return rows
 
 
@@ -669,7 +722,7 @@ PHASE_RETRIEVAL = Experiment(
 
 # -- denoising ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class DenoiseConfig(DescentSettings):
+class DenoiseConfig(StackedSettings):
     """Denoising y = G(x*) + eta, ||eta|| = tau: error of G(x^) against tau and k.
 
     A random network's range near G(x*) is about k-dimensional, so the error should be
@@ -679,8 +732,8 @@ class DenoiseConfig(DescentSettings):
         hidden: hidden widths.
         ks: latent sizes.
         taus: noise norms (||G(x*)|| = 1).
-        trials, negation, lr, max_iters, grad_tol, dtype, seed: as for
-            :class:`PhaseTransitionConfig` and :class:`DescentSettings`.
+        trials, negation, lr, max_iters, grad_tol, dtype, seed, shared_draws: as for
+            :class:`PhaseTransitionConfig` and :class:`StackedSettings`.
     """
 
     hidden: tuple[int, ...] = (700, 600)
@@ -706,19 +759,25 @@ class DenoiseConfig(DescentSettings):
 
 
 def _denoise_points(config: DenoiseConfig) -> list[dict]:
-    return [{"key": f"k={k}", "k": k} for k in config.ks]
+    if config.shared_draws:
+        return [{"key": "all", "ks": list(config.ks)}]
+    return [{"key": f"k={k}", "ks": [k]} for k in config.ks]
 
 
 def _denoise_run(config: DenoiseConfig, point: dict) -> list[dict]:
-    k, seed = point["k"], point_seed(config.seed, point["key"])
-    network = _network(k, tuple(config.hidden), config, seed)
-    signal = network(network.unit_target())
+    """Every (k, tau) of the point stacked, as for the noise experiment (A = I)."""
+    ks, seed = point["ks"], point_seed(config.seed, point["key"])
+    network = _network(max(ks), tuple(config.hidden), config, seed)
+    signal = network(network.unit_target(support=min(ks)))
+    direction = _noise(tuple(signal.shape), 1.0, seed, network.dtype)
+    labels = [{"k": k, "tau": tau} for k in ks for tau in config.taus]
+    y = torch.stack([signal + label["tau"] * direction for label in labels], dim=1)
+    latent_sizes = [label["k"] for label in labels]
+    result = _solver(config).solve(network, y, None, seed=seed, latent_sizes=latent_sizes)
     rows = []
-    for tau in config.taus:
-        y = signal + _noise(tuple(signal.shape), tau, seed, network.dtype)
-        result = _solver(config).solve(network, y, None, seed=seed)
-        error = relative_error(result.signal, signal)
-        rows += _descent_rows({"k": k, "tau": tau}, "negation", result, error)
+    for label, one in zip(labels, _stacked(result, len(labels))):
+        error = relative_error(one.signal, signal)
+        rows += _descent_rows(label, "negation", one, error, len(labels))
     return rows
 
 
