@@ -47,7 +47,7 @@ HELP = {
 }
 
 # Experiments whose points share their random draws unless --independent-points is given.
-STACKED = ("phase-transition", "noise", "phase-retrieval", "denoise")
+STACKED = ("phase-transition", "noise", "spiked", "phase-retrieval", "denoise")
 
 # Per experiment: (flag, config field, type, nargs, help).
 OPTIONS = {

@@ -19,6 +19,7 @@ Shapes: R trials, S starts, N samples (Wishart), n = the spike's length (the net
 import logging
 import math
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -32,7 +33,9 @@ from genprior.solvers.negation import (
     check_positive,
     descend,
     finish,
+    point_masks,
     starts,
+    tile_starts,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,12 +44,16 @@ __all__ = [
     "SpikedDescent",
     "SpikedMatrix",
     "SpikedObjective",
+    "StackedWigner",
+    "StackedWishart",
     "WishartSamples",
     "goe",
     "sign_free_error",
     "spectral_estimate",
     "spiked_wigner",
+    "spiked_wigner_points",
     "spiked_wishart",
+    "spiked_wishart_points",
     "truncated_power_method",
 ]
 
@@ -169,7 +176,140 @@ class WishartSamples:
         return xtx / n_samples - self.sigma**2 * eye
 
 
+class StackedWigner:
+    """P spiked Wigner points sharing each trial's spike and noise: M_p = y y^T + nu_p H.
+
+    Kept as y (R, n), H (R, n, n) and nu (P,), so a product with the S start columns of all
+    points reads H once.
+
+    Args:
+        spike: y, (R, n).
+        noise: H, (R, n, n), symmetric (e.g. from :func:`goe`).
+        nus: the P noise levels, finite and >= 0.
+    """
+
+    def __init__(self, spike: torch.Tensor, noise: torch.Tensor, nus: torch.Tensor) -> None:
+        _check_spike(spike)
+        SpikedMatrix(noise)  # checks shape, values and symmetry
+        if noise.shape[:2] != spike.shape:
+            raise ShapeError(
+                f"noise must have shape (R, n, n) = {(*spike.shape, spike.shape[1])} to match "
+                f"the spikes; received {tuple(noise.shape)}"
+            )
+        nus = torch.as_tensor(nus, dtype=spike.dtype)
+        if nus.ndim != 1 or not len(nus) or not (torch.isfinite(nus).all() and (nus >= 0).all()):
+            raise ValueError(f"nus must be a non-empty list of numbers >= 0; received {nus}")
+        self.spike, self.noise, self.nus = spike, noise, nus
+
+    @property
+    def size(self) -> int:
+        """n."""
+        return self.spike.shape[1]
+
+    @property
+    def trials(self) -> int:
+        """R."""
+        return self.spike.shape[0]
+
+    @property
+    def points(self) -> int:
+        """P."""
+        return len(self.nus)
+
+    def matvec(self, v: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """M_{points[s]} v_s for v (R, S, n) and points (S,) -> (R, S, n)."""
+        along = torch.bmm(v, self.spike.unsqueeze(2))  # (R, S, 1)
+        return along * self.spike.unsqueeze(1) + self.nus[points].view(1, -1, 1) * torch.bmm(
+            v, self.noise
+        )
+
+    def frobenius_sq(self) -> torch.Tensor:
+        """||M_p||_F^2 = ||y||^4 + 2 nu_p y^T H y + nu_p^2 ||H||_F^2, (R, P)."""
+        yy = self.spike.pow(2).sum(-1, keepdim=True)  # (R, 1)
+        yhy = torch.bmm(self.spike.unsqueeze(1), torch.bmm(self.noise, self.spike.unsqueeze(2)))
+        hh = self.noise.pow(2).sum((1, 2)).unsqueeze(1)
+        return yy.pow(2) + 2 * self.nus * yhy[:, 0] + self.nus.pow(2) * hh
+
+    def subset(self, index: torch.Tensor) -> "StackedWigner":
+        """The trials ``index`` only."""
+        data = StackedWigner.__new__(StackedWigner)
+        data.spike, data.noise, data.nus = self.spike[index], self.noise[index], self.nus
+        return data
+
+    def point(self, p: int) -> SpikedMatrix:
+        """Point p's matrices M_p (R, n, n)."""
+        data = SpikedMatrix.__new__(SpikedMatrix)
+        outer = torch.einsum("ri,rj->rij", self.spike, self.spike)
+        data.matrix = outer + self.nus[p] * self.noise
+        return data
+
+
+class StackedWishart:
+    """P spiked Wishart points sharing each trial's samples: point p uses the first N_p.
+
+    Args:
+        samples: X, (R, N, n), one sample per row, N = max(counts).
+        sigma: the noise level, finite and >= 0.
+        counts: the P sample counts N_p in 1..N.
+    """
+
+    def __init__(self, samples: torch.Tensor, sigma: float, counts: list[int]) -> None:
+        self.whole = WishartSamples(samples, sigma)
+        counts = [check_count(f"counts[{i}]", c) for i, c in enumerate(counts)]
+        if not counts or max(counts) > samples.shape[1]:
+            raise ValueError(
+                f"counts must be a non-empty list of integers in 1..{samples.shape[1]} (the "
+                f"samples held); received {counts}"
+            )
+        self.counts = torch.tensor(counts)
+
+    @property
+    def size(self) -> int:
+        """n."""
+        return self.whole.size
+
+    @property
+    def trials(self) -> int:
+        """R."""
+        return self.whole.trials
+
+    @property
+    def points(self) -> int:
+        """P."""
+        return len(self.counts)
+
+    def matvec(self, v: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """M_{points[s]} v_s for v (R, S, n) and points (S,) -> (R, S, n)."""
+        x, counts = self.whole.samples, self.counts[points].unsqueeze(1)  # (S, 1)
+        used = (torch.arange(x.shape[1]).unsqueeze(0) < counts).to(v.dtype) / counts
+        xv = torch.bmm(v, x.transpose(1, 2)) * used  # (R, S, N)
+        return torch.bmm(xv, x) - self.whole.sigma**2 * v
+
+    def frobenius_sq(self) -> torch.Tensor:
+        """||M_p||_F^2 from prefix sums of X X^T, (R, P) (see WishartSamples)."""
+        x, sigma, last = self.whole.samples, self.whole.sigma, self.counts - 1
+        gram = torch.bmm(x, x.transpose(1, 2)).pow(2).cumsum(1).cumsum(2)  # (R, N, N)
+        trace = x.pow(2).sum(-1).cumsum(1)  # (R, N)
+        n_samples = self.counts.to(x.dtype)
+        return (
+            gram[:, last, last] / n_samples**2
+            - 2 * sigma**2 * trace[:, last] / n_samples
+            + sigma**4 * self.size
+        )
+
+    def subset(self, index: torch.Tensor) -> "StackedWishart":
+        """The trials ``index`` only."""
+        data = StackedWishart.__new__(StackedWishart)
+        data.whole, data.counts = self.whole.subset(index), self.counts
+        return data
+
+    def point(self, p: int) -> WishartSamples:
+        """Point p's samples, the first N_p rows."""
+        return WishartSamples(self.whole.samples[:, : int(self.counts[p])], self.whole.sigma)
+
+
 SpikedData = SpikedMatrix | WishartSamples
+StackedData = StackedWigner | StackedWishart
 
 
 def goe(
@@ -199,6 +339,22 @@ def spiked_wigner(spike: torch.Tensor, nu: float, *, seed: int = 0) -> SpikedMat
     if nu > 0:
         y = y + nu * goe(n, n_trials, seed=seed, dtype=spike.dtype)
     return SpikedMatrix(y)
+
+
+def spiked_wigner_points(spike: torch.Tensor, nus: list[float], *, seed: int = 0) -> StackedWigner:
+    """P Wigner points sharing each trial's spike y (R, n) and GOE noise: M_p = y y^T + nu_p H."""
+    _check_spike(spike)
+    n_trials, n = spike.shape
+    return StackedWigner(spike, goe(n, n_trials, seed=seed, dtype=spike.dtype), nus)
+
+
+def spiked_wishart_points(
+    spike: torch.Tensor, counts: list[int], sigma: float = 1.0, *, seed: int = 0
+) -> StackedWishart:
+    """P Wishart points sharing each trial's samples x_i = u_i y + sigma z_i; point p has
+    the first counts[p] of them."""
+    samples = spiked_wishart(spike, max(counts), sigma, seed=seed).samples
+    return StackedWishart(samples, sigma, counts)
 
 
 def spiked_wishart(
@@ -231,20 +387,34 @@ class SpikedObjective(Objective):
 
     Args:
         network: R networks with output size n.
-        data: the data matrices, :class:`SpikedMatrix` or :class:`WishartSamples`.
+        data: the data matrices: :class:`SpikedMatrix` or :class:`WishartSamples` (one
+            per trial), or stacked points (:class:`StackedWigner`, :class:`StackedWishart`).
+        points: for stacked data, the point (0..P-1) of each start column, (S,).
+        latent_mask: see :class:`~genprior.solvers.negation.Objective`.
     """
 
-    def __init__(self, network: RandomReLUNetwork, data: SpikedData) -> None:
-        super().__init__(network)
-        self.data = data
-        self.constant = data.frobenius_sq()  # (R,)
+    def __init__(
+        self,
+        network: RandomReLUNetwork,
+        data: SpikedData | StackedData,
+        *,
+        points: torch.Tensor | None = None,
+        latent_mask: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__(network, latent_mask=latent_mask)
+        self.data, self.points = data, points
+        self.constant = data.frobenius_sq()  # (R,), or (R, P) for stacked data
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """See :meth:`genprior.solvers.negation.Objective.output_loss_grad`."""
-        mg = self.data.matvec(g)  # (R, S, n)
+        if self.points is None:
+            mg, constant = self.data.matvec(g), self.constant.unsqueeze(1)  # (R, S, n)
+        else:
+            columns = tile_starts(self.points, g.shape[1], 0)
+            mg, constant = self.data.matvec(g, columns), self.constant[:, columns]
         gg = g.pow(2).sum(-1)  # (R, S)
         # ||y y^T - M||^2 = ||y||^4 - 2 y^T M y + ||M||^2
-        loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + self.constant.unsqueeze(1))
+        loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + constant)
         return loss, g * gg.unsqueeze(-1) - mg
 
     def select(
@@ -254,6 +424,8 @@ class SpikedObjective(Objective):
         sub = super().select(trials, starts)
         if trials is not None:
             sub.data, sub.constant = self.data.subset(trials), self.constant[trials]
+        if starts is not None and self.points is not None:
+            sub.points = self.points[starts]
         return sub
 
 
@@ -293,22 +465,37 @@ class SpikedDescent:
     def solve(
         self,
         network: RandomReLUNetwork,
-        data: SpikedData,
+        data: SpikedData | StackedData,
         *,
         x0: torch.Tensor | None = None,
         seed: int = 0,
+        latent_sizes: Sequence[int] | None = None,
     ) -> DescentResult:
-        """Estimate one spike per network; the estimate is ``result.signal`` (R, n).
+        """Estimate one spike per network (and point); the estimate is ``result.signal``.
+
+        Args:
+            network: R networks with output size n and latent size K.
+            data: one matrix per trial (:class:`SpikedMatrix`, :class:`WishartSamples`), or
+                P stacked points sharing each trial's draws (:class:`StackedWigner`,
+                :class:`StackedWishart`).
+            x0: starting points (R, K) or (R, P, K); None draws them from ``seed``.
+            seed: seeds the random starts.
+            latent_sizes: for stacked data, P latent sizes: point p uses the network
+                restricted to its first k_p latent coordinates (None: all K).
+
+        Returns:
+            A :class:`DescentResult`, with fields (R, P, ...) for stacked data.
 
         Raises:
-            TypeError: for data that is not a SpikedMatrix or WishartSamples.
-            ShapeError: when data's R or n differ from the networks'.
+            TypeError: for data of another type.
+            ShapeError: when data's R or n differ from the networks', or latent_sizes'
+                length from data's P.
         """
         started = time.perf_counter()
-        if not isinstance(data, SpikedMatrix | WishartSamples):
+        if not isinstance(data, SpikedMatrix | WishartSamples | StackedWigner | StackedWishart):
             raise TypeError(
-                "data must be a SpikedMatrix (Wigner) or WishartSamples; "
-                f"received {type(data).__name__}"
+                "data must be a SpikedMatrix (Wigner), WishartSamples, StackedWigner or "
+                f"StackedWishart; received {type(data).__name__}"
             )
         expected = (network.trials, network.output_shape[0])
         if (data.trials, data.size) != expected:
@@ -316,16 +503,32 @@ class SpikedDescent:
                 f"data must hold R={expected[0]} matrices of size n={expected[1]} to match "
                 f"the networks; received R={data.trials}, n={data.size}"
             )
-        objective = SpikedObjective(network, data)
+        stacked = isinstance(data, StackedWigner | StackedWishart)
+        n_points = data.points if stacked else 1
+        if latent_sizes is not None and not stacked:
+            raise TypeError("latent_sizes needs stacked data (StackedWigner or StackedWishart)")
+        _, mask, _ = point_masks(network, None, 1, latent_sizes, None)
+        if mask is not None and len(mask) != n_points:
+            raise ShapeError(
+                f"latent_sizes must hold one size per point (P={n_points}); received {len(mask)}"
+            )
+        x_start = starts(network, x0, self.negation, seed, self.x0_std, n_points, mask)
+        n_starts = x_start.shape[1]
+        objective = SpikedObjective(
+            network,
+            data,
+            points=torch.arange(n_points).repeat(n_starts // n_points) if stacked else None,
+            latent_mask=None if mask is None else tile_starts(mask, n_starts, 0),
+        )
         raw = descend(
             objective,
-            starts(network, x0, self.negation, seed, self.x0_std),
+            x_start,
             lr=self.lr,
             max_iters=self.max_iters,
             grad_tol=self.grad_tol,
             negate=self.negation == "every-step",
         )
-        return finish(objective, raw, started)
+        return finish(objective, raw, started, n_points if stacked else None)
 
 
 def sign_free_error(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,12 @@ with L = log(n_1^2 n_2 ... n_d) (log(250^2 1700) for the paper's widths). If the
 complexity k L is optimal, errors for different k collapse onto one curve in theta. The
 generative estimate (gradient descent from x_0 and -x_0) runs beside the spectral estimate
 and sparse PCA (truncated power method, s = ``sparsity`` entries kept).
+
+By default all (k, theta) points of a model share each trial's draws, as the recovery
+experiments do (see :mod:`genprior.theory.recovery`): one network [max k, ...] whose first k
+latent coordinates serve latent size k, one spike G(e_2), one GOE matrix H (Wigner: the
+points differ in nu only) or one sample sequence (Wishart: point N uses the first N samples).
+The generative estimates of all points then run as one stacked batch.
 """
 
 import logging
@@ -28,8 +34,8 @@ from genprior.solvers.spiked import (
     SpikedDescent,
     sign_free_error,
     spectral_estimate,
-    spiked_wigner,
-    spiked_wishart,
+    spiked_wigner_points,
+    spiked_wishart_points,
     truncated_power_method,
 )
 from genprior.theory.recovery import DTYPES, check_architecture
@@ -79,6 +85,8 @@ class SpikedConfig:
             networks have about half their entries non-zero).
         dtype: "float32" or "float64".
         seed: the seed.
+        shared_draws: the points of a model share each trial's draws and run stacked (see
+            the module docstring); False draws every point afresh.
     """
 
     models: tuple[str, ...] = MODELS
@@ -99,6 +107,7 @@ class SpikedConfig:
     sparsity: float = 0.5
     dtype: str = "float32"
     seed: int = 0
+    shared_draws: bool = True
 
     def validated(self) -> "SpikedConfig":
         """Check every field; return self."""
@@ -152,43 +161,58 @@ def _points(config: SpikedConfig) -> list[dict]:
     points = []
     for model in config.models:
         thetas = config.thetas_wishart if model == "wishart" else config.thetas_wigner
+        thetas = [round(theta, 6) for theta in thetas]
+        if config.shared_draws:
+            points.append({"key": model, "model": model, "ks": list(config.ks), "thetas": thetas})
+            continue
         for k in config.ks:
             for i, theta in enumerate(thetas):
                 key = f"{model}@k={k}@theta={i}"
-                points.append({"key": key, "model": model, "k": k, "theta": round(theta, 6)})
+                points.append({"key": key, "model": model, "ks": [k], "thetas": [theta]})
     return points
 
 
 def _run_point(config: SpikedConfig, point: dict) -> list[dict]:
-    model, k, theta = point["model"], point["k"], point["theta"]
-    seed = point_seed(config.seed, point["key"])
+    """Every (k, theta) of the point stacked on one network, spike and noise per trial."""
+    model, ks, seed = point["model"], point["ks"], point_seed(config.seed, point["key"])
     network = RandomReLUNetwork(
-        [k, *config.hidden], trials=config.trials, seed=seed, dtype=DTYPES[config.dtype]
+        [max(ks), *config.hidden], trials=config.trials, seed=seed, dtype=DTYPES[config.dtype]
     )
-    spike = network(network.unit_target())  # (R, n), unit norm
-    n, scale = spike.shape[1], k * log_factor(tuple(config.hidden))
-    if model == "wishart":
-        level = max(1, round(scale / theta**2))  # N, the number of samples
-        data = spiked_wishart(spike, level, config.sigma, seed=seed)
-    else:
-        level = theta / math.sqrt(scale / n)  # nu
-        data = spiked_wigner(spike, level, seed=seed)
-    fixed = {"model": model, "k": k, "theta": theta, "level": level}
+    spike = network(network.unit_target(support=min(ks)))  # (R, n), unit norm
+    n, log_l = spike.shape[1], log_factor(tuple(config.hidden))
+    labels = [{"model": model, "k": k, "theta": theta} for k in ks for theta in point["thetas"]]
+    if model == "wishart":  # N, the number of samples
+        levels = [max(1, round(e["k"] * log_l / e["theta"] ** 2)) for e in labels]
+        data = spiked_wishart_points(spike, levels, config.sigma, seed=seed)
+    else:  # nu
+        levels = [e["theta"] / math.sqrt(e["k"] * log_l / n) for e in labels]
+        data = spiked_wigner_points(spike, levels, seed=seed)
+    labels = [label | {"level": level} for label, level in zip(labels, levels)]
+    latent_sizes = [label["k"] for label in labels]
     rows = []
     if "generative" in config.methods:
-        result = config.solver(model).solve(network, data, seed=seed)
-        error = (result.signal - spike).norm(dim=-1)
-        extra = {"iterations": result.iterations, "seconds": result.seconds}
-        rows += _rows(fixed, "generative", error, extra)
-    spectral = None
+        result = config.solver(model).solve(network, data, seed=seed, latent_sizes=latent_sizes)
+        for p, label in enumerate(labels):
+            one = result.point(p)
+            error = (one.signal - spike).norm(dim=-1)
+            extra = {"iterations": one.iterations, "seconds": one.seconds / len(labels)}
+            rows += _rows(label, "generative", error, extra)
+    for p, label in enumerate(labels):
+        rows += _baseline_rows(config, label, data.point(p), spike)
+    return rows
+
+
+def _baseline_rows(config: SpikedConfig, label: dict, data: object, spike: torch.Tensor) -> list:
+    """The spectral and sparse-PCA rows of one point (data: its matrices)."""
+    rows, spectral = [], None
     if {"spectral", "sparse-pca"} & set(config.methods):
         spectral = spectral_estimate(data)
     if "spectral" in config.methods:
-        rows += _rows(fixed, "spectral", sign_free_error(spectral, spike), {})
+        rows += _rows(label, "spectral", sign_free_error(spectral, spike), {})
     if "sparse-pca" in config.methods:
-        s = max(1, round(config.sparsity * n))
+        s = max(1, round(config.sparsity * data.size))
         estimate = truncated_power_method(data, s, init=spectral)
-        rows += _rows(fixed, "sparse-pca", sign_free_error(estimate, spike), {})
+        rows += _rows(label, "sparse-pca", sign_free_error(estimate, spike), {})
     return rows
 
 
