@@ -14,10 +14,11 @@ lower final loss (the "two-start" variant). Each trial stops once ||grad f|| <= 
 after max_iters steps; finished trials leave the batch, so the others run faster.
 
 Several experiment points can share one network per trial ("stacked points"): point p uses
-the first k_p latent coordinates (the network with W_1[:, :k_p]) and the first m_p rows of
-A, and has its own measurements. All points then go through each weight matrix together as
-the columns of one matrix product, so a step reads the weights once for every point; a
-point column that has finished in every trial leaves the batch too.
+the first k_p latent coordinates (the network with W_1[:, :k_p]), its own measurements and
+its own weights on the rows of A (zero past the first m_p rows, say). All points then go
+through each weight matrix together as the columns of one matrix product, so a step reads
+the weights once for every point; a point column that has finished in every trial leaves
+the batch too.
 
 This module has the loop and the measurement objectives (compressed sensing, denoising, phase
 retrieval with the amplitude loss); :mod:`genprior.solvers.spiked` adds the spiked-matrix
@@ -165,8 +166,8 @@ class MeasurementObjective(Objective):
         A: per-trial matrices (R, M, N), one shared matrix (M, N), or None for the identity
             (denoising).
         loss: "squared" or "amplitude" (phase retrieval, y = |A G(x*)|).
-        rows: (S, M) non-negative weights or None (all 1); start s weighs the squared
-            residual of measurement i by rows[s, i] (0 drops it).
+        row_weights: (S, M) non-negative weights or None (all 1); start s weighs the
+            squared residual of measurement i by row_weights[s, i] (0 drops it).
         latent_mask: see :class:`Objective`.
     """
 
@@ -177,13 +178,13 @@ class MeasurementObjective(Objective):
         A: torch.Tensor | None = None,
         loss: str = "squared",
         *,
-        rows: torch.Tensor | None = None,
+        row_weights: torch.Tensor | None = None,
         latent_mask: torch.Tensor | None = None,
     ) -> None:
         super().__init__(network, latent_mask=latent_mask)
         check_choice("loss", loss, LOSSES)
         self.y, self.A, self.amplitude = y, A, loss == "amplitude"
-        self.rows = rows
+        self.row_weights = row_weights
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """See :meth:`Objective.output_loss_grad`."""
@@ -191,10 +192,10 @@ class MeasurementObjective(Objective):
         ag = g if self.A is None else torch.bmm(g, self.A.transpose(1, 2))  # (R, S, M)
         y = self.y.unsqueeze(1) if self.y.ndim == 2 else tile_starts(self.y, n_starts, 1)
         r = (ag.abs() if self.amplitude else ag) - y
-        if self.rows is None:
+        if self.row_weights is None:
             loss = 0.5 * r.pow(2).sum(-1)
         else:
-            weights = tile_starts(self.rows, n_starts, 0)
+            weights = tile_starts(self.row_weights, n_starts, 0)
             loss = 0.5 * (weights * r.pow(2)).sum(-1)
             r = weights * r
         if self.amplitude:
@@ -211,7 +212,7 @@ class MeasurementObjective(Objective):
             sub.A = None if self.A is None else self.A[trials]
         if starts is not None:
             sub.y = sub.y if sub.y.ndim == 2 else sub.y[:, starts]
-            sub.rows = None if self.rows is None else self.rows[starts]
+            sub.row_weights = None if self.row_weights is None else self.row_weights[starts]
         return sub
 
 
@@ -491,24 +492,23 @@ class NegationDescent:
             loss = "amplitude"
         matrices = sensing_matrices(A, network)
         m = network.output_shape[0] if matrices is None else matrices.shape[1]
+        if not isinstance(y, torch.Tensor):
+            raise ShapeError(f"y must be a tensor (R, M) or (R, P, M); received {type(y)}")
         stacked = y.ndim == 3 or latent_sizes is not None or row_weights is not None
-        n_points, latent_mask, rows = point_masks(network, y, m, latent_sizes, row_weights)
+        n_points, latent_mask, weights = point_masks(network, y, m, latent_sizes, row_weights)
         shape = (network.trials, m) if y.ndim != 3 else (network.trials, n_points, m)
         _check_tensor("y", y, shape, "(R, M)" if y.ndim != 3 else "(R, P, M)")
         x_start = starts(network, x0, self.negation, seed, self.x0_std, n_points, latent_mask)
-        copies = x_start.shape[1] // n_points
+        n_starts = x_start.shape[1]  # the P points, twice for the two-start variant
+        y = y.to(network.dtype)
         objective = MeasurementObjective(
             network,
-            y.to(network.dtype),
+            y if y.ndim == 2 else tile_starts(y, n_starts, 1),
             matrices,
             loss,
-            rows=None if rows is None else tile_starts(rows, copies * n_points, 0),
-            latent_mask=None
-            if latent_mask is None
-            else tile_starts(latent_mask, len(x_start[0]), 0),
+            row_weights=None if weights is None else tile_starts(weights, n_starts, 0),
+            latent_mask=None if latent_mask is None else tile_starts(latent_mask, n_starts, 0),
         )
-        if y.ndim == 3:
-            objective.y = tile_starts(objective.y, copies * n_points, 1)
         grad_tol = self.grad_tol if self.grad_tol is not None else GRAD_TOL.get(network.dtype, 0)
         raw = descend(
             objective,
