@@ -100,6 +100,11 @@ class DescentResult:
 class Objective:
     """f(x) = L(G(x)) for R networks; subclasses implement :meth:`output_loss_grad`.
 
+    Data that differ between the S starts of a trial are kept as "per-start" tensors of
+    shape (R or 1, S or 1, ...) (1: the same for all trials or starts), listed by name in
+    ``per_start``; :meth:`select` follows the descent as it drops finished trials and
+    repacks each trial's unfinished starts.
+
     Args:
         network: the R networks.
         latent_mask: (S, K) booleans or None; start s moves only the latent coordinates
@@ -107,11 +112,14 @@ class Objective:
             elsewhere.
     """
 
+    per_trial: tuple[str, ...] = ()
+    per_start: tuple[str, ...] = ("latent_mask",)
+
     def __init__(
         self, network: RandomReLUNetwork, *, latent_mask: torch.Tensor | None = None
     ) -> None:
         self.network = network
-        self.latent_mask = latent_mask
+        self.latent_mask = None if latent_mask is None else latent_mask.unsqueeze(0)
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L and its gradient at network outputs g (R, S, N): (R, S) and (R, S, N)."""
@@ -120,13 +128,28 @@ class Objective:
     def select(
         self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
     ) -> "Objective":
-        """The same objective for the trials ``trials`` and the starts ``starts`` only
-        (None keeps all)."""
+        """The same objective for some trials and starts.
+
+        Args:
+            trials: (R',) indices of the trials kept, or None for all.
+            starts: (R', S') per trial (after ``trials``), the starts kept and their order,
+                or None for all.
+        """
         sub = copy.copy(self)
         if trials is not None:
             sub.network = self.network.subset(trials)
-        if starts is not None and self.latent_mask is not None:
-            sub.latent_mask = self.latent_mask[starts]
+            for name in self.per_trial:
+                setattr(sub, name, _take(getattr(self, name), trials))
+            for name in self.per_start:
+                value = getattr(self, name)
+                setattr(sub, name, value if value is None or len(value) == 1 else value[trials])
+        if starts is not None:
+            rows = torch.arange(len(starts)).unsqueeze(1)
+            for name in self.per_start:
+                value = getattr(sub, name)
+                if value is not None and value.shape[1] > 1:
+                    value = value.expand(len(starts), *value.shape[1:])
+                    setattr(sub, name, value[rows, starts])
         return sub
 
     def loss_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +158,7 @@ class Objective:
         loss, grad_g = self.output_loss_grad(g)
         grad = self.network.vjp(masks, grad_g)
         if self.latent_mask is not None:
-            grad = grad * tile_starts(self.latent_mask, x.shape[1], 0)
+            grad = grad * tile_starts(self.latent_mask, x.shape[1])
         return loss, grad
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,16 +166,23 @@ class Objective:
         return self.output_loss_grad(self.network.trials_forward(x))[0]
 
 
-def tile_starts(t: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """t repeated along ``dim`` to length n (a multiple of its length).
+def _take(value: object, index: torch.Tensor) -> object:
+    """value's trials ``index``: tensors are indexed, other data use their subset()."""
+    if value is None:
+        return None
+    return value[index] if isinstance(value, torch.Tensor) else value.subset(index)
+
+
+def tile_starts(t: torch.Tensor, n: int) -> torch.Tensor:
+    """A per-start tensor (R, S, ...) repeated along its start axis to n starts.
 
     The negation step evaluates x and -x as one batch of 2S starts; per-start data of
-    length S is tiled to match.
+    length S is tiled to match (length 1 broadcasts as it is).
     """
-    if t.shape[dim] == n:
+    if t.shape[1] in (1, n):
         return t
     repeats = [1] * t.ndim
-    repeats[dim] = n // t.shape[dim]
+    repeats[1] = n // t.shape[1]
     return t.repeat(*repeats)
 
 
@@ -163,13 +193,15 @@ class MeasurementObjective(Objective):
         network: the R networks, output size N.
         y: measurements, (R, M) for every start or (R, S, M) one vector per start; M is N
             when A is None.
-        A: per-trial matrices (R, M, N), one shared matrix (M, N), or None for the identity
-            (denoising).
+        A: per-trial matrices (R, M, N), or None for the identity (denoising).
         loss: "squared" or "amplitude" (phase retrieval, y = |A G(x*)|).
         row_weights: (S, M) non-negative weights or None (all 1); start s weighs the
             squared residual of measurement i by row_weights[s, i] (0 drops it).
         latent_mask: see :class:`Objective`.
     """
+
+    per_trial = ("A",)
+    per_start = ("latent_mask", "y", "row_weights")
 
     def __init__(
         self,
@@ -183,37 +215,24 @@ class MeasurementObjective(Objective):
     ) -> None:
         super().__init__(network, latent_mask=latent_mask)
         check_choice("loss", loss, LOSSES)
-        self.y, self.A, self.amplitude = y, A, loss == "amplitude"
-        self.row_weights = row_weights
+        self.y = y.unsqueeze(1) if y.ndim == 2 else y  # (R, S or 1, M)
+        self.A, self.amplitude = A, loss == "amplitude"
+        self.row_weights = None if row_weights is None else row_weights.unsqueeze(0)
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """See :meth:`Objective.output_loss_grad`."""
         n_starts = g.shape[1]
         ag = g if self.A is None else torch.bmm(g, self.A.transpose(1, 2))  # (R, S, M)
-        y = self.y.unsqueeze(1) if self.y.ndim == 2 else tile_starts(self.y, n_starts, 1)
-        r = (ag.abs() if self.amplitude else ag) - y
+        r = (ag.abs() if self.amplitude else ag) - tile_starts(self.y, n_starts)
         if self.row_weights is None:
             loss = 0.5 * r.pow(2).sum(-1)
         else:
-            weights = tile_starts(self.row_weights, n_starts, 0)
+            weights = tile_starts(self.row_weights, n_starts)
             loss = 0.5 * (weights * r.pow(2)).sum(-1)
             r = weights * r
         if self.amplitude:
             r = r * torch.sign(ag)
         return loss, r if self.A is None else torch.bmm(r, self.A)
-
-    def select(
-        self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
-    ) -> "MeasurementObjective":
-        """See :meth:`Objective.select`."""
-        sub = super().select(trials, starts)
-        if trials is not None:
-            sub.y = self.y[trials]
-            sub.A = None if self.A is None else self.A[trials]
-        if starts is not None:
-            sub.y = sub.y if sub.y.ndim == 2 else sub.y[:, starts]
-            sub.row_weights = None if self.row_weights is None else self.row_weights[starts]
-        return sub
 
 
 def descend(
@@ -228,7 +247,8 @@ def descend(
     """Run (negation) gradient descent from x0 (R, S, K), every start independently.
 
     A start stops once ||grad f|| <= grad_tol. A trial leaves the batch once all its starts
-    have stopped, and a start column once it has stopped in every trial left.
+    have stopped, and each trial's unfinished starts are repacked to the front, so the
+    batch is only as wide as the trial with the most unfinished starts.
 
     Returns:
         "x" (R, S, K), "loss", "grad_norm" (R, S) at the last evaluated point, and
@@ -243,7 +263,8 @@ def descend(
         "flips": torch.zeros(n_trials, n_starts, dtype=torch.long),
         "converged": torch.zeros(n_trials, n_starts, dtype=torch.bool),
     }
-    rows, cols = torch.arange(n_trials), torch.arange(n_starts)
+    # Slot (i, j) of the batch holds start cols[i, j] of trial rows[i].
+    rows, cols = torch.arange(n_trials), torch.arange(n_starts).repeat(n_trials, 1)
     state = {key: value.clone() for key, value in out.items()}
     for step in range(max_iters + 1):
         running = ~state["converged"]  # (R', S')
@@ -274,23 +295,34 @@ def _compact(
     rows: torch.Tensor,
     cols: torch.Tensor,
 ) -> tuple[Objective, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Store and drop the trials (rows) and start columns that have stopped everywhere."""
+    """Drop the finished trials and narrow the batch to the most unfinished starts of a
+    trial, after storing the current state."""
     done = state["converged"]
-    keep_rows = (~done.all(dim=1)).nonzero().squeeze(1)
-    if len(keep_rows) < len(rows):
-        _store(out, state, rows, cols)
-        if keep_rows.numel() == 0:
-            return objective, state, rows[keep_rows], cols
-        objective = objective.select(trials=keep_rows)
-        state = {key: value[keep_rows] for key, value in state.items()}
-        rows, done = rows[keep_rows], done[keep_rows]
-    keep_cols = (~done.all(dim=0)).nonzero().squeeze(1)
-    if len(keep_cols) < len(cols):
-        _store(out, state, rows, cols)
-        objective = objective.select(starts=keep_cols)
-        state = {key: value[:, keep_cols] for key, value in state.items()}
-        cols = cols[keep_cols]
+    keep = (~done.all(dim=1)).nonzero().squeeze(1)
+    width = int((~done).sum(dim=1).max())
+    if len(keep) == len(rows) and width == done.shape[1]:
+        return objective, state, rows, cols
+    _store(out, state, rows, cols)
+    if len(keep) < len(rows):
+        if keep.numel() == 0:
+            return objective, state, rows[keep], cols[keep]
+        objective = objective.select(trials=keep)
+        state = {key: value[keep] for key, value in state.items()}
+        rows, cols, done = rows[keep], cols[keep], done[keep]
+    if width < done.shape[1]:
+        slots = torch.argsort(done.to(torch.int8), dim=1, stable=True)[:, :width]  # (R', W)
+        objective = objective.select(starts=slots)
+        state = {key: _gather_starts(value, slots) for key, value in state.items()}
+        cols = cols.gather(1, slots)
     return objective, state, rows, cols
+
+
+def _gather_starts(value: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """value (R', S', ...) at the starts slots (R', W) of each trial -> (R', W, ...)."""
+    index = slots.view(*slots.shape, *([1] * (value.ndim - 2))).expand(
+        *slots.shape, *value.shape[2:]
+    )
+    return value.gather(1, index)
 
 
 def _evaluate(
@@ -322,8 +354,9 @@ def _store(
     rows: torch.Tensor,
     cols: torch.Tensor,
 ) -> None:
-    """Copy the current state (R', S') into ``out`` at trials ``rows``, starts ``cols``."""
-    index = (rows.unsqueeze(1), cols.unsqueeze(0))
+    """Copy the batch state (R', S') into ``out``: slot (i, j) is start cols[i, j] of trial
+    rows[i]."""
+    index = (rows.unsqueeze(1), cols)
     for key, value in state.items():
         out[key][index] = value
 
@@ -404,7 +437,7 @@ def starts(
     x0 = x0.to(network.dtype)
     x0 = x0 if x0.ndim == 3 else x0.unsqueeze(1).expand(-1, n_points, -1)
     if latent_mask is not None:
-        x0 = x0 * latent_mask.to(x0.dtype)
+        x0 = x0 * latent_mask.to(x0.dtype)  # (P, K) mask
     return torch.cat([x0, -x0], dim=1) if negation == "two-start" else x0.clone()
 
 
@@ -503,11 +536,11 @@ class NegationDescent:
         y = y.to(network.dtype)
         objective = MeasurementObjective(
             network,
-            y if y.ndim == 2 else tile_starts(y, n_starts, 1),
+            y if y.ndim == 2 else tile_starts(y, n_starts),
             matrices,
             loss,
-            row_weights=None if weights is None else tile_starts(weights, n_starts, 0),
-            latent_mask=None if latent_mask is None else tile_starts(latent_mask, n_starts, 0),
+            row_weights=None if weights is None else _tile_rows(weights, n_starts),
+            latent_mask=None if latent_mask is None else _tile_rows(latent_mask, n_starts),
         )
         grad_tol = self.grad_tol if self.grad_tol is not None else GRAD_TOL.get(network.dtype, 0)
         raw = descend(
@@ -527,6 +560,11 @@ class NegationDescent:
             result.seconds,
         )
         return result
+
+
+def _tile_rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """(P, ...) per-point data repeated to n = C * P starts."""
+    return tile_starts(t.unsqueeze(0), n)[0]
 
 
 def point_masks(

@@ -217,11 +217,10 @@ class StackedWigner:
         return len(self.nus)
 
     def matvec(self, v: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """M_{points[s]} v_s for v (R, S, n) and points (S,) -> (R, S, n)."""
+        """M_{points[r, s]} v_{r, s} for v (R, S, n) and points (R or 1, S) -> (R, S, n)."""
         along = torch.bmm(v, self.spike.unsqueeze(2))  # (R, S, 1)
-        return along * self.spike.unsqueeze(1) + self.nus[points].view(1, -1, 1) * torch.bmm(
-            v, self.noise
-        )
+        nus = self.nus[points].unsqueeze(-1)  # (R or 1, S, 1)
+        return along * self.spike.unsqueeze(1) + nus * torch.bmm(v, self.noise)
 
     def frobenius_sq(self) -> torch.Tensor:
         """||M_p||_F^2 = ||y||^4 + 2 nu_p y^T H y + nu_p^2 ||H||_F^2, (R, P)."""
@@ -279,9 +278,9 @@ class StackedWishart:
         return len(self.counts)
 
     def matvec(self, v: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """M_{points[s]} v_s for v (R, S, n) and points (S,) -> (R, S, n)."""
-        x, counts = self.whole.samples, self.counts[points].unsqueeze(1)  # (S, 1)
-        used = (torch.arange(x.shape[1]).unsqueeze(0) < counts).to(v.dtype) / counts
+        """M_{points[r, s]} v_{r, s} for v (R, S, n) and points (R or 1, S) -> (R, S, n)."""
+        x, counts = self.whole.samples, self.counts[points].unsqueeze(-1)  # (R or 1, S, 1)
+        used = (torch.arange(x.shape[1]) < counts).to(v.dtype) / counts  # (R or 1, S, N)
         xv = torch.bmm(v, x.transpose(1, 2)) * used  # (R, S, N)
         return torch.bmm(xv, x) - self.whole.sigma**2 * v
 
@@ -393,6 +392,9 @@ class SpikedObjective(Objective):
         latent_mask: see :class:`~genprior.solvers.negation.Objective`.
     """
 
+    per_trial = ("data",)
+    per_start = ("latent_mask", "points", "constant")
+
     def __init__(
         self,
         network: RandomReLUNetwork,
@@ -402,31 +404,24 @@ class SpikedObjective(Objective):
         latent_mask: torch.Tensor | None = None,
     ) -> None:
         super().__init__(network, latent_mask=latent_mask)
-        self.data, self.points = data, points
-        self.constant = data.frobenius_sq()  # (R,), or (R, P) for stacked data
+        self.data = data
+        constant = data.frobenius_sq()  # (R,), or (R, P) for stacked data
+        if points is None:
+            self.points, self.constant = None, constant.unsqueeze(1)  # (R, 1)
+        else:
+            self.points, self.constant = points.unsqueeze(0), constant[:, points]  # (R, S)
 
     def output_loss_grad(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """See :meth:`genprior.solvers.negation.Objective.output_loss_grad`."""
+        n_starts = g.shape[1]
         if self.points is None:
-            mg, constant = self.data.matvec(g), self.constant.unsqueeze(1)  # (R, S, n)
+            mg = self.data.matvec(g)  # (R, S, n)
         else:
-            columns = tile_starts(self.points, g.shape[1], 0)
-            mg, constant = self.data.matvec(g, columns), self.constant[:, columns]
+            mg = self.data.matvec(g, tile_starts(self.points, n_starts))
         gg = g.pow(2).sum(-1)  # (R, S)
         # ||y y^T - M||^2 = ||y||^4 - 2 y^T M y + ||M||^2
-        loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + constant)
+        loss = 0.25 * (gg.pow(2) - 2 * (g * mg).sum(-1) + tile_starts(self.constant, n_starts))
         return loss, g * gg.unsqueeze(-1) - mg
-
-    def select(
-        self, trials: torch.Tensor | None = None, starts: torch.Tensor | None = None
-    ) -> "SpikedObjective":
-        """See :meth:`genprior.solvers.negation.Objective.select`."""
-        sub = super().select(trials, starts)
-        if trials is not None:
-            sub.data, sub.constant = self.data.subset(trials), self.constant[trials]
-        if starts is not None and self.points is not None:
-            sub.points = self.points[starts]
-        return sub
 
 
 class SpikedDescent:
@@ -518,7 +513,7 @@ class SpikedDescent:
             network,
             data,
             points=torch.arange(n_points).repeat(n_starts // n_points) if stacked else None,
-            latent_mask=None if mask is None else tile_starts(mask, n_starts, 0),
+            latent_mask=None if mask is None else tile_starts(mask.unsqueeze(0), n_starts)[0],
         )
         raw = descend(
             objective,
