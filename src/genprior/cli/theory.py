@@ -110,9 +110,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument(
                 "--independent-points",
                 action="store_true",
-                help="draw each point's networks, matrices and starts afresh and run the points "
-                "one after another (default: the points of a curve share each trial's draws and "
-                "run as one stacked batch, several times faster)",
+                help="draw fresh networks, matrices and starts for each k (or m, or spiked k and "
+                "theta) and run them one after another (default: the points of a curve share "
+                "each trial's draws and run as one stacked batch, several times faster)",
             )
         for flag, field, kind, nargs, text in OPTIONS[name]:
             parser.add_argument(flag, dest=field, type=kind, nargs=nargs, default=None, help=text)

@@ -17,8 +17,8 @@ Several experiment points can share one network per trial ("stacked points"): po
 the first k_p latent coordinates (the network with W_1[:, :k_p]), its own measurements and
 its own weights on the rows of A (zero past the first m_p rows, say). All points then go
 through each weight matrix together as the columns of one matrix product, so a step reads
-the weights once for every point; a point column that has finished in every trial leaves
-the batch too.
+the weights once for every point; each trial's unfinished starts are repacked to the front,
+so the batch narrows as they finish.
 
 This module has the loop and the measurement objectives (compressed sensing, denoising, phase
 retrieval with the amplitude loss); :mod:`genprior.solvers.spiked` adds the spiked-matrix
@@ -102,8 +102,10 @@ class Objective:
 
     Data that differ between the S starts of a trial are kept as "per-start" tensors of
     shape (R or 1, S or 1, ...) (1: the same for all trials or starts), listed by name in
-    ``per_start``; :meth:`select` follows the descent as it drops finished trials and
-    repacks each trial's unfinished starts.
+    ``per_start``; per-trial data (tensors (R, ...) or objects with ``subset(index)``) are
+    listed in ``per_trial``. :meth:`select` follows the descent as it drops finished trials
+    and repacks each trial's unfinished starts; a subclass must list every such attribute,
+    or it keeps all R rows after trials are dropped.
 
     Args:
         network: the R networks.
@@ -181,6 +183,8 @@ def tile_starts(t: torch.Tensor, n: int) -> torch.Tensor:
     """
     if t.shape[1] in (1, n):
         return t
+    if n % t.shape[1]:
+        raise ShapeError(f"cannot tile {t.shape[1]} starts to {n}; n must be a multiple")
     repeats = [1] * t.ndim
     repeats[1] = n // t.shape[1]
     return t.repeat(*repeats)
@@ -569,7 +573,7 @@ def _tile_rows(t: torch.Tensor, n: int) -> torch.Tensor:
 
 def point_masks(
     network: RandomReLUNetwork,
-    y: torch.Tensor,
+    y: torch.Tensor | None,
     m: int,
     latent_sizes: Sequence[int] | None,
     row_weights: torch.Tensor | None,
@@ -586,6 +590,10 @@ def point_masks(
         counts["y.shape[1]"] = y.shape[1]
     if latent_sizes is not None:
         k = network.latent_dim
+        if not isinstance(latent_sizes, list | tuple | range):
+            raise TypeError(
+                f"latent_sizes must be a list of integers; received {type(latent_sizes).__name__}"
+            )
         sizes = [check_count(f"latent_sizes[{i}]", size) for i, size in enumerate(latent_sizes)]
         if not sizes or max(sizes) > k:
             raise ValueError(
@@ -596,7 +604,12 @@ def point_masks(
         mask = torch.arange(k).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
     if row_weights is not None:
         if not isinstance(row_weights, torch.Tensor) or row_weights.ndim != 2:
-            raise ShapeError(f"row_weights must be a tensor (P, M={m}); received {row_weights!r}")
+            got = (
+                tuple(row_weights.shape)
+                if isinstance(row_weights, torch.Tensor)
+                else type(row_weights).__name__
+            )
+            raise ShapeError(f"row_weights must be a tensor (P, M={m}); received {got}")
         if row_weights.shape[1] != m:
             raise ShapeError(
                 f"row_weights must have shape (P, M={m}); received {tuple(row_weights.shape)}"
@@ -607,6 +620,8 @@ def point_masks(
         row_weights = row_weights.to(network.dtype)
     if len(set(counts.values())) > 1:
         raise ShapeError(f"the stacked points disagree in P: {counts}")
+    if 0 in counts.values():
+        raise ShapeError(f"stacked points need P >= 1; received {counts}")
     return next(iter(counts.values()), 1), mask, row_weights
 
 

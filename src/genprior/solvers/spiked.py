@@ -352,6 +352,8 @@ def spiked_wishart_points(
 ) -> StackedWishart:
     """P Wishart points sharing each trial's samples x_i = u_i y + sigma z_i; point p has
     the first counts[p] of them."""
+    if not isinstance(counts, list | tuple) or not counts:
+        raise ValueError(f"counts must be a non-empty list of sample counts; received {counts!r}")
     samples = spiked_wishart(spike, max(counts), sigma, seed=seed).samples
     return StackedWishart(samples, sigma, counts)
 
