@@ -84,7 +84,7 @@ def cs_point(args: argparse.Namespace, steps: int) -> float:
 
 def cs_curve(args: argparse.Namespace, steps: int) -> float:
     """The phase-transition curve: P stacked points against a loop over (trial, point)."""
-    ks = CURVE_KS[:: 3 if args.quick else 1]
+    ks = CURVE_KS
     network, y, A = cs_data(args.trials, max(ks))
     solver = NegationDescent(max_iters=steps, grad_tol=0.0)
     x0 = torch.randn(args.trials, max(ks))
@@ -167,14 +167,14 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps and points (~1 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (~1 min)")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--k", type=int, default=20, help="latent size of the one-point case")
-    parser.add_argument("--steps", type=int, default=None, help="descent steps (300; quick 60)")
+    parser.add_argument("--steps", type=int, default=None, help="descent steps (300; quick 40)")
     parser.add_argument("--problem", choices=["cs", "spiked"], default="cs")
     parser.add_argument("--repeats", type=int, default=None, help="alternating runs (3; quick 2)")
     args = parser.parse_args()
-    steps = args.steps or (60 if args.quick else 300)
+    steps = args.steps or (40 if args.quick else 300)
     args.repeats = args.repeats or (2 if args.quick else 3)
     torch.manual_seed(0)
     print(f"problem={args.problem} trials={args.trials} steps={steps} repeats={args.repeats}")

@@ -432,15 +432,20 @@ def _noise_points(config: NoiseConfig) -> list[dict]:
 
 
 def _noise_run(config: NoiseConfig, point: dict) -> list[dict]:
-    """Every (k, tau) of the point stacked: one network, matrix and noise direction per
-    trial (the noise scaled to each tau)."""
+    return _noisy_run(config, point, measured=True)
+
+
+def _noisy_run(config: object, point: dict, *, measured: bool) -> list[dict]:
+    """Every (k, tau) of the point stacked: one network, matrix (when ``measured``; else
+    A = I) and noise direction per trial, the noise scaled to each tau."""
     ks, seed = point["ks"], point_seed(config.seed, point["key"])
     network = _network(max(ks), tuple(config.hidden), config, seed)
-    signal = network(network.unit_target(support=min(ks)))
-    A = _gaussian_matrices(
-        config.hidden[-1], config.m, _matrix_seeds(seed, config.trials), network.dtype
-    )
-    clean = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]  # (R, M)
+    signal = network(network.unit_target(support=min(ks)))  # (R, N)
+    A, clean = None, signal
+    if measured:
+        seeds = _matrix_seeds(seed, config.trials)
+        A = _gaussian_matrices(config.hidden[-1], config.m, seeds, network.dtype)
+        clean = torch.bmm(signal.unsqueeze(1), A.transpose(1, 2))[:, 0]  # (R, M)
     direction = _noise(tuple(clean.shape), 1.0, seed, network.dtype)
     labels = [{"k": k, "tau": tau} for k in ks for tau in config.taus]
     y = torch.stack([clean + label["tau"] * direction for label in labels], dim=1)
@@ -773,20 +778,7 @@ def _denoise_points(config: DenoiseConfig) -> list[dict]:
 
 
 def _denoise_run(config: DenoiseConfig, point: dict) -> list[dict]:
-    """Every (k, tau) of the point stacked, as for the noise experiment (A = I)."""
-    ks, seed = point["ks"], point_seed(config.seed, point["key"])
-    network = _network(max(ks), tuple(config.hidden), config, seed)
-    signal = network(network.unit_target(support=min(ks)))
-    direction = _noise(tuple(signal.shape), 1.0, seed, network.dtype)
-    labels = [{"k": k, "tau": tau} for k in ks for tau in config.taus]
-    y = torch.stack([signal + label["tau"] * direction for label in labels], dim=1)
-    latent_sizes = [label["k"] for label in labels]
-    result = _solver(config).solve(network, y, None, seed=seed, latent_sizes=latent_sizes)
-    rows = []
-    for label, one in zip(labels, _stacked(result, len(labels))):
-        error = relative_error(one.signal, signal)
-        rows += _descent_rows(label, "negation", one, error, len(labels))
-    return rows
+    return _noisy_run(config, point, measured=False)
 
 
 def _denoise_summarise(config: DenoiseConfig, rows: list[dict]) -> tuple[list[dict], list[dict]]:
