@@ -197,16 +197,15 @@ def _run_point(config: SpikedConfig, point: dict) -> list[dict]:
             error = (one.signal - spike).norm(dim=-1)
             extra = {"iterations": one.iterations, "seconds": one.seconds / len(labels)}
             rows += _rows(label, "generative", error, extra)
-    for p, label in enumerate(labels):
-        rows += _baseline_rows(config, label, data.point(p), spike)
+    if {"spectral", "sparse-pca"} & set(config.methods):
+        for p, label in enumerate(labels):
+            rows += _baseline_rows(config, label, data.point(p), spike)
     return rows
 
 
 def _baseline_rows(config: SpikedConfig, label: dict, data: object, spike: torch.Tensor) -> list:
     """The spectral and sparse-PCA rows of one point (data: its matrices)."""
-    rows, spectral = [], None
-    if {"spectral", "sparse-pca"} & set(config.methods):
-        spectral = spectral_estimate(data)
+    rows, spectral = [], spectral_estimate(data)
     if "spectral" in config.methods:
         rows += _rows(label, "spectral", sign_free_error(spectral, spike), {})
     if "sparse-pca" in config.methods:
