@@ -427,6 +427,23 @@ def test_bad_command_line_values_are_one_line_errors(tmp_path, capsys):
     assert "--widths must be hidden widths joined by '-'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["phase-transition", "--ks", "0"], "the latent size k must be an integer >= 1"),
+        (["phase-transition", "--widths", "0-5"], "hidden widths must be positive integers"),
+        (["expansivity", "--ratios", "nan"], "ratios must be finite numbers > 0"),
+        (["denoise", "--taus", "nan"], "taus must be finite numbers >= 0"),
+        (["conditions", "--pairs", "0", "--widths", "5-40-80"], "pairs must be an integer >= 1"),
+    ],
+)
+def test_bad_values_are_caught_before_any_work(tmp_path, capsys, args, message):
+    assert main(["theory", *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "progress.json").exists()
+
+
 def test_conditions_command_reads_a_weight_file(tmp_path, capsys):
     path = tmp_path / "weights.pt"
     torch.save({"W1": torch.randn(40, 3), "W2": torch.randn(50, 40)}, path)

@@ -10,8 +10,9 @@ Experiments with random ReLU networks G(x) = relu(W_d ... relu(W_1 x)), W_i ~ N(
 that check the recovery theory of Hand & Voroninski (2017), Cocola, Hand & Voroninski (2020)
 and Cocola (2022). No data and no trained model are needed. Each recovery experiment writes
 results.csv, summary.csv, summary.json and PNG plots into --out, resumes an interrupted run
-(a run with other settings needs --overwrite), and has a --quick variant (one to three
-minutes on two idle CPU cores). `conditions` prints its estimates and writes conditions.json.
+(a run with other settings needs --overwrite), and has a --quick variant (under a minute
+on two idle CPU cores; the full runs take 1 to 8 minutes, the spiked one about 19).
+`conditions` prints its estimates and writes conditions.json.
 """
 
 HELP = {

@@ -87,6 +87,8 @@ def check_conditions(
     Raises:
         ShapeError: for weights that are not a chain of matrices.
     """
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+        raise ValueError(f"pairs must be an integer >= 1; received {pairs!r}")
     layers = [_normalised(w, i) for i, w in enumerate(weights)]
     network = RandomReLUNetwork.from_weights(layers)
     k = network.latent_dim

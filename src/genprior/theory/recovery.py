@@ -82,6 +82,12 @@ def check_architecture(k: int, hidden: tuple[int, ...], *, m: int | None = None)
     k > n_1 makes x unidentifiable from W_1 x; m > n_d makes A (m, n_d) have more rows than
     the signal has entries (this library's Gaussian operators need m <= n).
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"the latent size k must be an integer >= 1; received {k!r}")
+    if not hidden or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
+        raise ValueError(
+            f"the hidden widths must be positive integers n1 ... nd; received {list(hidden)}"
+        )
     widths = check_widths([k, *hidden])
     if k > widths[1]:
         raise ValueError(
@@ -335,7 +341,7 @@ def _pt_summarise(
     summary = _success_summary(rows, ("widths", "k", "method"), config.success_tol)
     for entry in summary:
         published = PUBLISHED_SUCCESS.get(entry["widths"], {}).get(entry["k"])
-        entry["published_success_rate"] = published
+        entry["published_success_rate"] = published if entry["method"] == "negation" else None
     csv_rows = [
         {
             "widths": e["widths"],
@@ -532,9 +538,11 @@ class ExpansivityConfig(DescentSettings):
     def validated(self) -> "ExpansivityConfig":
         """Check every field; return self."""
         _check_common(self)
-        check_widths([self.k, 1])
-        if not self.ratios or min(self.ratios) <= 0:
-            raise ValueError(f"ratios must be positive numbers; received {self.ratios}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"the latent size k must be an integer >= 1; received {self.k!r}")
+        finite = all(map(math.isfinite, self.ratios))
+        if not self.ratios or not finite or min(self.ratios) <= 0:
+            raise ValueError(f"ratios must be finite numbers > 0; received {self.ratios}")
         return self
 
     @staticmethod
@@ -760,8 +768,8 @@ class DenoiseConfig(StackedSettings):
         _check_common(self)
         for k in self.ks:
             check_architecture(k, tuple(self.hidden))
-        if not self.taus or min(self.taus) < 0:
-            raise ValueError(f"taus must be numbers >= 0; received {self.taus}")
+        if not self.taus or min(self.taus) < 0 or not all(map(math.isfinite, self.taus)):
+            raise ValueError(f"taus must be finite numbers >= 0; received {self.taus}")
         return self
 
     @staticmethod
