@@ -190,6 +190,8 @@ def run_theory(args: argparse.Namespace) -> int:
     def on_event(event: dict) -> None:
         nonlocal bar
         if event["event"] == "start":
+            if event["done"]:
+                print(f"resuming {out}: {event['done']} of {event['total']} points already done")
             bar = tqdm_progress(event["total"], args.experiment, unit="point")
             if event["done"]:
                 bar(advance=event["done"])
@@ -198,7 +200,8 @@ def run_theory(args: argparse.Namespace) -> int:
 
     document = run_experiment(experiment, config, out, progress=on_event, overwrite=args.overwrite)
     _print_summary(out)
-    print(f"\n{document['seconds_total']:.1f} s of compute over {len(document['summary'])} rows")
+    rows = len(document["summary"])
+    print(f"\n{document['seconds_total']:.1f} s of compute (all runs into {out}) over {rows} rows")
     print(
         f"wrote {out}/results.csv, summary.csv, summary.json, "
         + ", ".join(p.split("/")[-1] for p in document["plots"])

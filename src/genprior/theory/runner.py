@@ -79,7 +79,8 @@ def run_experiment(
         The content of ``summary.json``.
     """
     out_dir = Path(out_dir)
-    fingerprint = json.loads(json.dumps(dataclasses.asdict(config)))
+    settings = {"experiment": experiment.name} | dataclasses.asdict(config)
+    fingerprint = json.loads(json.dumps(settings))
     points = experiment.points(config)
     state = _load_state(out_dir, fingerprint, overwrite)
     if progress is not None:
@@ -112,6 +113,12 @@ def _load_state(out_dir: Path, fingerprint: dict, overwrite: bool) -> dict:
         logger.warning("cannot read %s (%s); starting afresh", path, error)
         return fresh
     if saved.get("config") != fingerprint:
+        other = saved.get("config", {}).get("experiment")
+        if not overwrite and other != fingerprint["experiment"]:
+            raise OptionError(
+                f"--out {out_dir} holds a run of another experiment ({other or 'unknown'}); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
         if not overwrite:
             changed = sorted(
                 key
