@@ -461,6 +461,11 @@ def test_another_run_in_out_is_refused_unless_overwrite(tmp_path, capsys):
     assert main([*base, "--trials", "3", "--out", str(tmp_path)]) == 2
     assert "differing in trials" in capsys.readouterr().err
     assert main([*base, "--trials", "3", "--out", str(tmp_path), "--overwrite"]) == 0
+    other = ["theory", "denoise", "--quick", "--ks", "2", "--hidden", "8", "8", "--taus", "0.1"]
+    assert main([*other, "--out", str(tmp_path)]) == 2
+    assert "holds a run of another experiment (expansivity)" in capsys.readouterr().err
+    assert main([*base, "--trials", "3", "--out", str(tmp_path)]) == 0
+    assert "resuming" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name,content", [("w.pt", b"junk"), ("w.safetensors", b"\x10\x00")])
