@@ -168,10 +168,15 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (~1 min)")
-    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=30, help="independent networks R")
     parser.add_argument("--k", type=int, default=20, help="latent size of the one-point case")
     parser.add_argument("--steps", type=int, default=None, help="descent steps (300; quick 40)")
-    parser.add_argument("--problem", choices=["cs", "spiked"], default="cs")
+    parser.add_argument(
+        "--problem",
+        choices=["cs", "spiked"],
+        default="cs",
+        help="cs: compressed sensing point and curve; spiked: one spiked Wigner point",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="alternating runs (3; quick 2)")
     args = parser.parse_args()
     steps = args.steps or (40 if args.quick else 300)
