@@ -434,7 +434,7 @@ def starts(
             ]
         ).to(network.dtype)
         x0 = scale * x0
-    elif x0.ndim == 3:
+    elif isinstance(x0, torch.Tensor) and x0.ndim == 3:
         _check_tensor("x0", x0, (n_trials, n_points, k), "(R, P, K)")
     else:
         _check_tensor("x0", x0, (n_trials, k), "(R, K)")
