@@ -270,6 +270,26 @@ def test_stacked_spiked_points_equal_independent_solves(model):
         solver.solve(net, data.point(0), latent_sizes=[2])
 
 
+@pytest.mark.parametrize("model", ["wigner", "wishart"])
+def test_stacked_baselines_equal_per_point_baselines(model):
+    net = _net([4, 30, 60], trials=3, seed=6)
+    spike = net(net.unit_target())
+    if model == "wigner":
+        data = spiked_wigner_points(spike, [0.02, 0.1, 0.2], seed=2)
+    else:
+        data = spiked_wishart_points(spike, [500, 200, 50], seed=2)
+    spectral = spectral_estimate(data)
+    sparse = truncated_power_method(data, 30, init=spectral)
+    assert spectral.shape == sparse.shape == (3, 3, 60)
+    for p in range(3):
+        alone = spectral_estimate(data.point(p))
+        assert sign_free_error(spectral[:, p], alone).max() < 1e-6
+        alone_sparse = truncated_power_method(data.point(p), 30, init=alone)
+        assert sign_free_error(sparse[:, p], alone_sparse).max() < 1e-6
+    if model == "wigner":  # nu = 0.02: a clear spike is found
+        assert sign_free_error(spectral[:, 0], spike).max() < 0.1
+
+
 def _start(trials, k, seed=0):
     """The random starts NegationDescent and SpikedDescent draw for ``seed`` (unit std)."""
     from genprior.priors.random_relu import trial_generator

@@ -19,7 +19,7 @@ Shapes: R trials, S starts, N samples (Wishart), n = the spike's length (the net
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -221,6 +221,14 @@ class StackedWigner:
         along = torch.bmm(v, self.spike.unsqueeze(2))  # (R, S, 1)
         nus = self.nus[points].unsqueeze(-1)  # (R or 1, S, 1)
         return along * self.spike.unsqueeze(1) + nus * torch.bmm(v, self.noise)
+
+    def product(self, q: torch.Tensor) -> torch.Tensor:
+        """M_p q_p for blocks q (R, P, n, b) of every point -> (R, P, n, b); H is read once."""
+        n_trials, n_points, n, width = q.shape
+        columns = q.permute(0, 2, 1, 3).reshape(n_trials, n, n_points * width)
+        hq = torch.bmm(self.noise, columns).view(n_trials, n, n_points, width).transpose(1, 2)
+        along = torch.einsum("rn,rpnb->rpb", self.spike, q).unsqueeze(2)  # (R, P, 1, b)
+        return self.spike[:, None, :, None] * along + self.nus.view(1, -1, 1, 1) * hq
 
     def frobenius_sq(self) -> torch.Tensor:
         """||M_p||_F^2 = ||y||^4 + 2 nu_p y^T H y + nu_p^2 ||H||_F^2, (R, P)."""
@@ -533,15 +541,23 @@ def sign_free_error(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor
     return torch.minimum((estimate - truth).norm(dim=-1), (estimate + truth).norm(dim=-1))
 
 
-def spectral_estimate(data: SpikedData, *, iters: int = 200, block: int = 4) -> torch.Tensor:
-    """The top eigenvector v_1 of M, unit norm: (R, n).
+def spectral_estimate(
+    data: SpikedData | StackedData, *, iters: int = 200, block: int = 4
+) -> torch.Tensor:
+    """The top eigenvector v_1 of M, unit norm: (R, n), or (R, P, n) for stacked data.
 
     The experiments know ||y*|| = 1 and give the baselines that norm; v_1 scaled by
     sqrt(lambda_1) would be far too long when N << n (Wishart) or past the spectral
     threshold. Wishart: exact, from X X^T or X^T X, whichever is smaller. Symmetric matrices:
     subspace iteration with ``block`` vectors on M + c I (c bounds the most negative
-    eigenvalue of a Wigner bulk, so the top eigenvalue dominates), then Rayleigh-Ritz.
+    eigenvalue of a Wigner bulk, so the top eigenvalue dominates), then Rayleigh-Ritz. For
+    stacked Wigner points every iteration multiplies each trial's noise matrix with the
+    blocks of all points at once.
     """
+    if isinstance(data, StackedWishart):
+        return torch.stack([spectral_estimate(data.point(p)) for p in range(data.points)], 1)
+    if isinstance(data, StackedWigner):
+        return _top_eigenvectors(data.product, data.frobenius_sq(), data.size, iters, block)
     if isinstance(data, WishartSamples):
         x = data.samples
         if x.shape[1] >= x.shape[2]:  # N >= n: the covariance is the smaller matrix
@@ -549,42 +565,70 @@ def spectral_estimate(data: SpikedData, *, iters: int = 200, block: int = 4) -> 
         _, vecs = torch.linalg.eigh(torch.bmm(x, x.transpose(1, 2)))  # ascending
         v = torch.bmm(vecs[..., -1:].transpose(1, 2), x)[:, 0]  # X^T u_1, (R, n)
         return v / v.norm(dim=-1, keepdim=True)
-    return _top_eigenvector(data.matrix, iters, block)
+    matrix = data.matrix
+    return _top_eigenvectors(
+        lambda q: torch.bmm(matrix, q), matrix.pow(2).sum((1, 2)), data.size, iters, block
+    )
 
 
-def _top_eigenvector(matrix: torch.Tensor, iters: int, block: int) -> torch.Tensor:
-    n_trials, n, _ = matrix.shape
+def _top_eigenvectors(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    frobenius_sq: torch.Tensor,
+    n: int,
+    iters: int,
+    block: int,
+) -> torch.Tensor:
+    """Subspace iteration for the top eigenvectors of symmetric matrices M, (..., n).
+
+    Args:
+        apply: q (..., n, b) -> M q, with the leading shape of ``frobenius_sq``.
+        frobenius_sq: ||M||_F^2, (R,) or (R, P); sets the shift.
+        n, iters, block: size, iterations and block vectors b.
+    """
+    lead = frobenius_sq.shape
     gen = torch.Generator().manual_seed(0)
-    q = torch.randn(n_trials, n, block, generator=gen, dtype=torch.float64).to(matrix.dtype)
+    q = torch.randn(lead[0], n, block, generator=gen, dtype=torch.float64)
+    q = q.to(frobenius_sq.dtype).view(lead[0], *[1] * (len(lead) - 1), n, block)
+    q = q.expand(*lead, n, block)
     # A Wigner bulk nu H has rms eigenvalue ||M||_F / sqrt(n) ~ nu and fills [-2 nu, 2 nu].
-    shift = 2.2 * (matrix.pow(2).sum((1, 2)) / n).sqrt().view(-1, 1, 1)
+    shift = 2.2 * (frobenius_sq / n).sqrt()[..., None, None]
     for _ in range(iters):
-        q, _ = torch.linalg.qr(torch.bmm(matrix, q) + shift * q)
-    ritz = torch.bmm(q.transpose(1, 2), torch.bmm(matrix, q))  # (R, block, block)
+        q, _ = torch.linalg.qr(apply(q) + shift * q)
+    ritz = q.transpose(-1, -2) @ apply(q)  # (..., b, b)
     _, vecs = torch.linalg.eigh(ritz)
-    v = torch.bmm(q, vecs[..., -1:])[..., 0]
+    v = (q @ vecs[..., -1:])[..., 0]
     return v / v.norm(dim=-1, keepdim=True)
 
 
 def truncated_power_method(
-    data: SpikedData, sparsity: int, *, iters: int = 100, init: torch.Tensor | None = None
+    data: SpikedData | StackedData,
+    sparsity: int,
+    *,
+    iters: int = 100,
+    init: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sparse PCA by the truncated power method: v <- normalise(truncate_s(M v)), unit norm.
 
     Args:
-        data: the data matrices.
+        data: the data matrices, or stacked points.
         sparsity: s, the number of entries kept, 1..n.
         iters: power steps.
-        init: starting vectors (R, n); None starts from the spectral estimate.
+        init: starting vectors (R, n), (R, P, n) for stacked data; None starts from the
+            spectral estimate.
 
     Returns:
-        Unit vectors (R, n) with at most s non-zero entries.
+        Unit vectors (R, n), or (R, P, n), with at most s non-zero entries.
     """
     n = data.size
     if not (isinstance(sparsity, int) and 1 <= sparsity <= n):
         raise ValueError(f"sparsity must be an integer in 1..{n}; received {sparsity!r}")
     v = spectral_estimate(data) if init is None else init
     v = _truncate(v, sparsity)
+    if isinstance(data, StackedWigner | StackedWishart):
+        points = torch.arange(data.points).unsqueeze(0)
+        for _ in range(iters):
+            v = _truncate(data.matvec(v, points), sparsity)
+        return v
     for _ in range(iters):
         v = _truncate(data.matvec(v.unsqueeze(1))[:, 0], sparsity)
     return v

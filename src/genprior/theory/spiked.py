@@ -198,20 +198,21 @@ def _run_point(config: SpikedConfig, point: dict) -> list[dict]:
             extra = {"iterations": one.iterations, "seconds": one.seconds / len(labels)}
             rows += _rows(label, "generative", error, extra)
     if {"spectral", "sparse-pca"} & set(config.methods):
-        for p, label in enumerate(labels):
-            rows += _baseline_rows(config, label, data.point(p), spike)
+        rows += _baseline_rows(config, labels, data, spike)
     return rows
 
 
-def _baseline_rows(config: SpikedConfig, label: dict, data: object, spike: torch.Tensor) -> list:
-    """The spectral and sparse-PCA rows of one point (data: its matrices)."""
-    rows, spectral = [], spectral_estimate(data)
-    if "spectral" in config.methods:
-        rows += _rows(label, "spectral", sign_free_error(spectral, spike), {})
+def _baseline_rows(config: SpikedConfig, labels: list, data: object, spike: torch.Tensor) -> list:
+    """The spectral and sparse-PCA rows of every point, all points computed together."""
+    estimates = {"spectral": spectral_estimate(data)}  # (R, P, n)
     if "sparse-pca" in config.methods:
         s = max(1, round(config.sparsity * data.size))
-        estimate = truncated_power_method(data, s, init=spectral)
-        rows += _rows(label, "sparse-pca", sign_free_error(estimate, spike), {})
+        estimates["sparse-pca"] = truncated_power_method(data, s, init=estimates["spectral"])
+    rows = []
+    for p, label in enumerate(labels):
+        for method in ("spectral", "sparse-pca"):
+            if method in config.methods:
+                rows += _rows(label, method, sign_free_error(estimates[method][:, p], spike), {})
     return rows
 
 
