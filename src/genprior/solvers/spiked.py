@@ -286,11 +286,25 @@ class StackedWishart:
         return len(self.counts)
 
     def matvec(self, v: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """M_{points[r, s]} v_{r, s} for v (R, S, n) and points (R or 1, S) -> (R, S, n)."""
-        x, counts = self.whole.samples, self.counts[points].unsqueeze(-1)  # (R or 1, S, 1)
-        used = (torch.arange(x.shape[1]) < counts).to(v.dtype) / counts  # (R or 1, S, N)
-        xv = torch.bmm(v, x.transpose(1, 2)) * used  # (R, S, N)
-        return torch.bmm(xv, x) - self.whole.sigma**2 * v
+        """M_{points[r, s]} v_{r, s} for v (R, S, n) and points (R or 1, S) -> (R, S, n).
+
+        The samples go in blocks of rows [a, 2a); a block only meets the starts whose point
+        uses some of its rows, so a start costs O(N_p n), not O(max N n).
+        """
+        x, counts = self.whole.samples, self.counts[points]  # (R or 1, S)
+        out = -(self.whole.sigma**2) * v
+        start = 0
+        while start < x.shape[1]:
+            stop = min(x.shape[1], max(2 * start, 32))
+            need = (counts > start).any(dim=0).nonzero().squeeze(1)  # starts using the block
+            if need.numel() == 0:
+                break
+            block, used = x[:, start:stop], counts[:, need].unsqueeze(-1)  # (R or 1, S', 1)
+            rows = torch.arange(start, stop)
+            xv = torch.bmm(v[:, need], block.transpose(1, 2)) * ((rows < used) / used)
+            out[:, need] += torch.bmm(xv.to(v.dtype), block)
+            start = stop
+        return out
 
     def frobenius_sq(self) -> torch.Tensor:
         """||M_p||_F^2 from prefix sums of X X^T, (R, P) (see WishartSamples)."""
