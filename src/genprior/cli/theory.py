@@ -11,7 +11,7 @@ that check the recovery theory of Hand & Voroninski (2017), Cocola, Hand & Voron
 and Cocola (2022). No data and no trained model are needed. Each recovery experiment writes
 results.csv, summary.csv, summary.json and PNG plots into --out, resumes an interrupted run
 (a run with other settings needs --overwrite), and has a --quick variant (under a minute
-on two idle CPU cores; the full runs take 1 to 8 minutes, the spiked one about 19).
+on two idle CPU cores; the full runs take 1 to 8 minutes, the spiked one 11).
 `conditions` prints its estimates and writes conditions.json.
 """
 
