@@ -543,8 +543,8 @@ class NegationDescent:
             y if y.ndim == 2 else tile_starts(y, n_starts),
             matrices,
             loss,
-            row_weights=None if weights is None else _tile_rows(weights, n_starts),
-            latent_mask=None if latent_mask is None else _tile_rows(latent_mask, n_starts),
+            row_weights=None if weights is None else tile_points(weights, n_starts),
+            latent_mask=None if latent_mask is None else tile_points(latent_mask, n_starts),
         )
         grad_tol = self.grad_tol if self.grad_tol is not None else GRAD_TOL.get(network.dtype, 0)
         raw = descend(
@@ -566,7 +566,7 @@ class NegationDescent:
         return result
 
 
-def _tile_rows(t: torch.Tensor, n: int) -> torch.Tensor:
+def tile_points(t: torch.Tensor, n: int) -> torch.Tensor:
     """(P, ...) per-point data repeated to n = C * P starts."""
     return tile_starts(t.unsqueeze(0), n)[0]
 

@@ -35,6 +35,7 @@ from genprior.solvers.negation import (
     finish,
     point_masks,
     starts,
+    tile_points,
     tile_starts,
 )
 
@@ -537,7 +538,7 @@ class SpikedDescent:
             network,
             data,
             points=torch.arange(n_points).repeat(n_starts // n_points) if stacked else None,
-            latent_mask=None if mask is None else tile_starts(mask.unsqueeze(0), n_starts)[0],
+            latent_mask=None if mask is None else tile_points(mask, n_starts),
         )
         raw = descend(
             objective,
