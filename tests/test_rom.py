@@ -5,9 +5,17 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from genprior.errors import ConvergenceWarning, OptionError
-from genprior.rom.autoencoder import AutoencoderConfig, DecoderMap, band_index, fit
+from genprior.rom.autoencoder import (
+    Autoencoder,
+    AutoencoderConfig,
+    DecoderMap,
+    Scaling,
+    band_index,
+    fit,
+)
 from genprior.rom.burgers import (
     Burgers2D,
     SampleMesh,
@@ -262,6 +270,70 @@ def test_samples_bound_follows_the_grid_without_solving():
     # 2 parameters x 10 steps = 20 right-hand-side snapshots < 72 dofs
     with pytest.raises(OptionError, match=r"samples must be an integer in \[1, 20\]"):
         BurgersROMConfig(n_samples=21, **config | {"t_final": 0.1})
+
+
+def _scaled_model(trajectory, units=2, latent_dim=3, hidden="sampled"):
+    band, n_hidden = band_index(SMALL, 2, units)
+    config = AutoencoderConfig(latent_dim=latent_dim, units=units, hidden=hidden, sharpness=6.0)
+    x = torch.as_tensor(Scaling.fit(trajectory).forward(trajectory), dtype=torch.float64)
+    model = Autoencoder(x.shape[1], band, n_hidden, config).double()
+    model.start_at_pod(x)
+    return model, x
+
+
+def test_grouped_output_layer_equals_a_least_squares_fit_per_row(trajectory):
+    model, x = _scaled_model(trajectory)
+    model.sample_hidden_units(x, (16, len(x) - 16), 6.0, 200, np.random.default_rng(1))
+    model.solve_output_layer(x, ridge=1e-13, buffer_mb=0.01)  # one group per batch
+    z = model.encoder(x).detach()
+    h = torch.sigmoid(model.hidden(z)).detach().numpy()
+    for row in (0, 7, 41, x.shape[1] - 1):
+        feats = np.column_stack([h[:, model.band[row].numpy()], z.numpy(), np.ones(len(z))])
+        coef = np.linalg.lstsq(feats, x[:, row].numpy(), rcond=None)[0]
+        # edge rows repeat hidden units, so compare fitted values, not coefficients
+        np.testing.assert_allclose(model.decode(z)[:, row].detach(), feats @ coef, atol=1e-8)
+
+
+def test_sampled_units_switch_between_two_snapshots_of_one_trajectory(trajectory):
+    model, x = _scaled_model(trajectory)
+    lengths = (12, len(x) - 12)
+    model.sample_hidden_units(x, lengths, 6.0, 300, np.random.default_rng(0))
+    z = model.encoder(x).detach().numpy()
+    pre = z @ model.hidden.weight.detach().numpy().T + model.hidden.bias.detach().numpy()
+    for block in (slice(0, 12), slice(12, len(x))):
+        low = np.isclose(pre[block], -3.0, atol=1e-9)  # sharpness 6: -s/2 at z_t1
+        high = np.isclose(pre[block], 3.0, atol=1e-9)  # and +s/2 at z_t2
+        both = low.any(0) & high.any(0)
+        if block.start == 0:
+            first = both
+    assert (first | both).all()  # every unit switches within one of the two trajectories
+    assert first.any() and both.any()
+
+
+def test_sampled_units_follow_where_the_rows_change():
+    from genprior.rom.autoencoder import _draw, _pairs_within
+
+    rng = np.random.default_rng(0)
+    first, second = _pairs_within((5, 3), 2000, rng)
+    assert ((first < 5) == (second < 5)).all() and second.max() == 7
+    rates = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])
+    picks = np.stack([_draw(rates, rng) for _ in range(300)])
+    assert (picks[:, 0] == 2).all()  # all the rate on the last pair
+    assert set(picks[:, 1]) == {0, 1, 2}  # no change anywhere: uniform
+
+
+@pytest.mark.parametrize(
+    "option, value, match",
+    [
+        ("hidden", "learned", "hidden must be one of sampled, random; received 'learned'"),
+        ("sharpness", 0.0, "sharpness must be a positive number; received 0.0"),
+        ("sharpness", float("nan"), "sharpness must be a positive number"),
+        ("pairs", 0, "pairs must be an integer >= 1; received 0"),
+    ],
+)
+def test_bad_hidden_layer_options_are_named(option, value, match):
+    with pytest.raises(OptionError, match=match):
+        AutoencoderConfig(**{option: value})
 
 
 def test_zero_epochs_fits_only_the_output_layer(trajectory):

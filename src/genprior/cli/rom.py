@@ -10,9 +10,9 @@ from genprior.cli.common import Formatter, Parser, tqdm_progress
 logger = logging.getLogger(__name__)
 
 EPOCHS_HELP = (
-    "training epochs of the {} (>= 0). 0 skips Adam: the encoder stays the linear POD "
-    "projection, the hidden layer keeps its random initialisation, and only the output layer "
-    "is fitted by least squares (a POD-plus-random-features decoder)"
+    "Adam epochs of the {} (>= 0) between placing the hidden units and the least-squares "
+    "output layer. 0 skips Adam: the encoder stays the linear POD projection, the hidden "
+    "units stay where --hidden put them, and only the output layer is fitted by least squares"
 )
 
 DESCRIPTION = """\
@@ -73,7 +73,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="sample-mesh rows, in [1, min(dofs, training steps x parameters)] "
         "(default 60, 30 with --quick)",
     )
-    burgers.add_argument("--epochs", type=int, help=EPOCHS_HELP.format("autoencoder"))
+    burgers.add_argument(
+        "--hidden",
+        choices=("sampled", "random"),
+        help="how the decoder's hidden units are placed: 'sampled' puts each unit's sigmoid "
+        "between two snapshots where its rows change (default); 'random' draws them at random",
+    )
+    burgers.add_argument(
+        "--units",
+        type=int,
+        help="hidden units per 2 x 2 cells and component (default 32, 16 with --quick)",
+    )
+    burgers.add_argument(
+        "--epochs", type=int, help=EPOCHS_HELP.format("autoencoder") + " (default 0)"
+    )
     burgers.add_argument(
         "--hrae-epochs", type=int, help=EPOCHS_HELP.format("HRAE") + " (default: --epochs)"
     )
@@ -104,8 +117,9 @@ def run_burgers_command(args: argparse.Namespace) -> int:
     given = {key: value for key, value in options.items() if value is not None}
     given["seed"] = args.seed
     config = BurgersROMConfig.quick(**given) if args.quick else BurgersROMConfig(**given)
-    if args.epochs is not None:
-        config = replace(config, autoencoder=replace(config.autoencoder, epochs=args.epochs))
+    network = {"epochs": args.epochs, "hidden": args.hidden, "units": args.units}
+    network = {key: value for key, value in network.items() if value is not None}
+    config = replace(config, autoencoder=replace(config.autoencoder, **network))
     with warnings.catch_warnings():
         warnings.showwarning = _log_warning
         document = run_burgers(config, args.out, progress=tqdm_progress_factory)

@@ -104,7 +104,7 @@ class BurgersROMConfig:
             check_amplitude(a)
         # Everything below is checked from the grid and time step alone, before any solve.
         problem = self.problem  # validates nx, dt, t_final
-        n_snapshots = len(self.train_params) * (-(-(problem.n_steps + 1) // self.time_stride))
+        n_snapshots = sum(training_lengths(self))
         _check_int_range(
             "latent_dim", self.latent_dim, min(n_snapshots, problem.n_dofs), "snapshots and dofs"
         )
@@ -135,7 +135,7 @@ class BurgersROMConfig:
             "n_samples": 30,
             "gappy_modes": 30,
             "time_stride": 1,
-            "autoencoder": AutoencoderConfig(epochs=5, batch_size=32),
+            "autoencoder": AutoencoderConfig(units=16),
         }
         return cls(**(settings | overrides))
 
@@ -226,6 +226,12 @@ def training_matrix(config: BurgersROMConfig, train: dict[float, np.ndarray]) ->
     return np.concatenate([states[:: config.time_stride] for states in train.values()])
 
 
+def training_lengths(config: "BurgersROMConfig") -> tuple[int, ...]:
+    """Snapshots of each training trajectory in :func:`training_matrix`."""
+    per_trajectory = -(-(config.problem.n_steps + 1) // config.time_stride)
+    return (per_trajectory,) * len(config.train_params)
+
+
 def build_offline(
     config: BurgersROMConfig,
     train: dict[float, np.ndarray],
@@ -311,14 +317,15 @@ def _network(
         logger.info("%s read from %s (trained in %.1f s)", name, path, trained.seconds)
         return trained
     data = snapshots if rows is None else snapshots[:, rows]
+    lengths = training_lengths(config)
     bar = _bar(progress, f"train {name}", ae.epochs)
     if config.isolate:
         data_path = out_dir / "networks" / f"{name}-data.npz"
         write_npz_atomic(data_path, {"data": data})
-        trained = train_in_subprocess(data_path, band, n_hidden, ae, progress=bar)
+        trained = train_in_subprocess(data_path, band, n_hidden, ae, lengths=lengths, progress=bar)
         data_path.unlink()
     else:
-        trained = fit(data, band, n_hidden, ae, progress=bar)
+        trained = fit(data, band, n_hidden, ae, lengths=lengths, progress=bar)
     logger.info(
         "%s trained in %.1f s, peak +%.0f MB, final mse %.2e",
         name,
