@@ -296,26 +296,23 @@ def test_grouped_output_layer_equals_a_least_squares_fit_per_row(trajectory):
 
 def test_sampled_units_switch_between_two_snapshots_of_one_trajectory(trajectory):
     model, x = _scaled_model(trajectory)
-    lengths = (12, len(x) - 12)
+    lengths = (15, len(x) - 15)  # two "trajectories": steps 0-14 and 15-30
     model.sample_hidden_units(x, lengths, 6.0, 300, np.random.default_rng(0))
     z = model.encoder(x).detach().numpy()
     pre = z @ model.hidden.weight.detach().numpy().T + model.hidden.bias.detach().numpy()
-    for block in (slice(0, 12), slice(12, len(x))):
-        low = np.isclose(pre[block], -3.0, atol=1e-9)  # sharpness 6: -s/2 at z_t1
-        high = np.isclose(pre[block], 3.0, atol=1e-9)  # and +s/2 at z_t2
-        both = low.any(0) & high.any(0)
-        if block.start == 0:
-            first = both
-    assert (first | both).all()  # every unit switches within one of the two trajectories
-    assert first.any() and both.any()
+    block = np.arange(len(x)) >= 15
+    for unit in range(pre.shape[1]):
+        low = np.flatnonzero(np.isclose(pre[:, unit], -3.0, atol=1e-9))  # -s/2 at z_t1
+        high = np.flatnonzero(np.isclose(pre[:, unit], 3.0, atol=1e-9))  # +s/2 at z_t2
+        assert (block[low][:, None] == block[high][None, :]).any(), unit
 
 
-def test_sampled_units_follow_where_the_rows_change():
-    from genprior.rom.autoencoder import _draw, _pairs_within
+def test_candidate_pairs_stay_in_one_trajectory_and_draws_follow_the_rates():
+    from genprior.rom.autoencoder import _candidate_pairs, _draw
 
     rng = np.random.default_rng(0)
-    first, second = _pairs_within((5, 3), 2000, rng)
-    assert ((first < 5) == (second < 5)).all() and second.max() == 7
+    first, second = _candidate_pairs((5, 4), 2000, rng)
+    assert ((first < 5) == (second < 5)).all() and second.max() == 8
     rates = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])
     picks = np.stack([_draw(rates, rng) for _ in range(300)])
     assert (picks[:, 0] == 2).all()  # all the rate on the last pair
@@ -328,6 +325,8 @@ def test_sampled_units_follow_where_the_rows_change():
         ("hidden", "learned", "hidden must be one of sampled, random; received 'learned'"),
         ("sharpness", 0.0, "sharpness must be a positive number; received 0.0"),
         ("sharpness", float("nan"), "sharpness must be a positive number"),
+        ("ridge", -1.0, "ridge must be a positive number; received -1.0"),
+        ("units", 0, "units must be an integer >= 1; received 0"),
         ("pairs", 0, "pairs must be an integer >= 1; received 0"),
     ],
 )
