@@ -2,12 +2,13 @@
 
 import csv
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from genprior.errors import ConvergenceWarning, OptionError
+from genprior.errors import ConvergenceWarning, NonFiniteError, OptionError
 from genprior.rom.autoencoder import (
     Autoencoder,
     AutoencoderConfig,
@@ -245,6 +246,7 @@ def _no_solves(monkeypatch):
         (["--nx", "3"], r"grid nx must be an integer in"),
         (["--epochs", "-1"], r"epochs must be an integer >= 0; received -1"),
         (["--hrae-epochs", "-1"], r"hrae_epochs must be an integer >= 0; received -1"),
+        (["--units", "0"], r"units must be an integer >= 1; received 0"),
     ],
 )
 def test_cli_rejects_bad_sizes_before_any_solve(tmp_path, monkeypatch, capsys, argv, match):
@@ -270,6 +272,10 @@ def test_samples_bound_follows_the_grid_without_solving():
     # 2 parameters x 10 steps = 20 right-hand-side snapshots < 72 dofs
     with pytest.raises(OptionError, match=r"samples must be an integer in \[1, 20\]"):
         BurgersROMConfig(n_samples=21, **config | {"t_final": 0.1})
+    with pytest.raises(OptionError, match=r"train_params must be distinct .*\(0.9, 0.9\)"):
+        BurgersROMConfig(**config | {"train_params": (0.9, 0.9)})
+    with pytest.raises(OptionError, match=r"time_stride must be an integer >= 1; received 0"):
+        BurgersROMConfig(time_stride=0, **config)
 
 
 def _scaled_model(trajectory, units=2, latent_dim=3, hidden="sampled"):
@@ -281,17 +287,91 @@ def _scaled_model(trajectory, units=2, latent_dim=3, hidden="sampled"):
     return model, x
 
 
-def test_grouped_output_layer_equals_a_least_squares_fit_per_row(trajectory):
+@pytest.mark.parametrize("nx, buffer_mb", [(12, 0.01), (13, 16.0), (13, 0.05)])
+def test_grouped_output_layer_equals_a_least_squares_fit_per_row(nx, buffer_mb):
+    # nx = 13: 11 interior cells per side, so the last coarse cells hold fewer rows (padding)
+    problem = Burgers2D(nx=nx, dt=1 / 100, t_final=0.3)
+    states, _ = solve_fom(problem, 1.0)
+    band, n_hidden = band_index(problem, 2, 2)
+    stencil = SampleMesh(problem, 1.0, np.array([0, 17, 40, 77])).stencil
+    used, local = np.unique(band[stencil], return_inverse=True)  # as the HRAE remaps bands
+    for rows, bands, units in (
+        (None, band, n_hidden),
+        (stencil, local.reshape(len(stencil), -1), len(used)),
+    ):
+        data = states if rows is None else states[:, rows]
+        x = torch.as_tensor(Scaling.fit(data).forward(data), dtype=torch.float64)
+        model = Autoencoder(x.shape[1], bands, units, AutoencoderConfig(latent_dim=3, units=2))
+        model = model.double()
+        model.start_at_pod(x)
+        model.sample_hidden_units(x, (len(x),), 6.0, 200, np.random.default_rng(1))
+        model.solve_output_layer(x, ridge=1e-13, buffer_mb=buffer_mb)
+        z = model.encoder(x).detach()
+        h = torch.sigmoid(model.hidden(z)).detach().numpy()
+        fitted = model.decode(z).detach().numpy()
+        for row in range(x.shape[1]):
+            feats = np.column_stack([h[:, model.band[row].numpy()], z.numpy(), np.ones(len(z))])
+            coef = np.linalg.lstsq(feats, x[:, row].numpy(), rcond=None)[0]
+            # edge rows repeat hidden units, so compare fitted values, not coefficients
+            np.testing.assert_allclose(fitted[:, row], feats @ coef, atol=1e-7)
+
+
+def test_numpy_decoder_equals_the_torch_decoder_on_any_rows(trajectory):
+    band, n_hidden = band_index(SMALL, 2, 2)
+    trained = fit(trajectory, band, n_hidden, AutoencoderConfig(latent_dim=3, units=2))
+    model = trained.model()
+    z = torch.as_tensor(trained.encode(trajectory[::7]), dtype=torch.float64)
+    scaled = model.decode(z).detach().numpy()
+    full = trained.scaling.lo + trained.scaling.span * scaled
+    rows = np.array([2, 30, 31, 99, SMALL.n_dofs - 1])
+    decoder = trained.decoder(rows)
+    np.testing.assert_allclose(decoder.decode(z.numpy()), full[:, rows], rtol=1e-12, atol=1e-12)
+    y, jac = decoder.evaluate(z[2].numpy())
+    auto = torch.autograd.functional.jacobian(lambda v: model.decode(v[None])[0], z[2])
+    expected = trained.scaling.span[rows, None] * auto.numpy()[rows]
+    np.testing.assert_allclose(jac, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y, full[2, rows], rtol=1e-12)
+
+
+def test_sampling_rates_use_the_rows_that_see_each_unit(trajectory, monkeypatch):
+    import genprior.rom.autoencoder as autoencoder
+
     model, x = _scaled_model(trajectory)
-    model.sample_hidden_units(x, (16, len(x) - 16), 6.0, 200, np.random.default_rng(1))
-    model.solve_output_layer(x, ridge=1e-13, buffer_mb=0.01)  # one group per batch
-    z = model.encoder(x).detach()
-    h = torch.sigmoid(model.hidden(z)).detach().numpy()
-    for row in (0, 7, 41, x.shape[1] - 1):
-        feats = np.column_stack([h[:, model.band[row].numpy()], z.numpy(), np.ones(len(z))])
-        coef = np.linalg.lstsq(feats, x[:, row].numpy(), rcond=None)[0]
-        # edge rows repeat hidden units, so compare fitted values, not coefficients
-        np.testing.assert_allclose(model.decode(z)[:, row].detach(), feats @ coef, atol=1e-8)
+    seen = {}
+    real_draw = autoencoder._draw
+
+    def spy(rates, group, rng):
+        seen.update(rates=rates, group=group)
+        return real_draw(rates, group, rng)
+
+    monkeypatch.setattr(autoencoder, "_draw", spy)
+    monkeypatch.setattr(
+        autoencoder,
+        "_candidate_pairs",
+        lambda lengths, n, rng: (np.array([0, 3]), np.array([9, 20])),
+    )
+    model.sample_hidden_units(x, (len(x),), 6.0, 2, np.random.default_rng(0))
+    z = model.encoder(x).detach().numpy()
+    band = model.band.numpy()
+    for unit in (0, 5, 17, model.hidden.out_features - 1):
+        rows = np.flatnonzero((band == unit).any(1))
+        expected = [
+            np.linalg.norm((x[b] - x[a]).numpy()[rows]) / np.linalg.norm(z[b] - z[a])
+            for a, b in ((0, 9), (3, 20))
+        ]
+        np.testing.assert_allclose(seen["rates"][seen["group"][unit]], expected, rtol=1e-5)
+
+
+def test_fit_rejects_bad_trajectory_lengths_and_unusable_pairs(trajectory):
+    band, n_hidden = band_index(SMALL, 2, 2)
+    config = AutoencoderConfig(latent_dim=3, units=2)
+    for lengths in [(10, 10), (len(trajectory) + 1,), (-1, len(trajectory) + 1), "31"]:
+        with pytest.raises(OptionError, match=r"lengths must be positive integers summing to"):
+            fit(trajectory, band, n_hidden, config, lengths=lengths)
+    with pytest.raises(OptionError, match=r"need a trajectory with two snapshots"):
+        fit(trajectory, band, n_hidden, config, lengths=(1,) * len(trajectory))
+    with pytest.raises(NonFiniteError, match=r"overflow \(sharpness 1e\+300\); lower sharpness"):
+        fit(trajectory, band, n_hidden, replace(config, sharpness=1e300))
 
 
 def test_sampled_units_switch_between_two_snapshots_of_one_trajectory(trajectory):
@@ -313,19 +393,23 @@ def test_candidate_pairs_stay_in_one_trajectory_and_draws_follow_the_rates():
     rng = np.random.default_rng(0)
     first, second = _candidate_pairs((5, 4), 2000, rng)
     assert ((first < 5) == (second < 5)).all() and second.max() == 8
-    rates = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0]])
-    picks = np.stack([_draw(rates, rng) for _ in range(300)])
-    assert (picks[:, 0] == 2).all()  # all the rate on the last pair
-    assert set(picks[:, 1]) == {0, 1, 2}  # no change anywhere: uniform
+    rates = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]])
+    group = np.repeat([0, 1, 2], 300)  # 300 units on each row set
+    picks = _draw(rates, group, rng)
+    assert (picks[:300] == 2).all()  # all the rate on the last pair
+    assert set(picks[300:600]) == {0, 1, 2}  # no change anywhere: uniform
+    assert set(picks[600:]) == {0, 2} and 100 < (picks[600:] == 0).sum() < 200
 
 
 @pytest.mark.parametrize(
     "option, value, match",
     [
         ("hidden", "learned", "hidden must be one of sampled, random; received 'learned'"),
-        ("sharpness", 0.0, "sharpness must be a positive number; received 0.0"),
-        ("sharpness", float("nan"), "sharpness must be a positive number"),
-        ("ridge", -1.0, "ridge must be a positive number; received -1.0"),
+        ("sharpness", 0.0, "sharpness must be a number > 0; received 0.0"),
+        ("sharpness", float("nan"), "sharpness must be a number > 0"),
+        ("sharpness", True, "sharpness must be a number > 0; received True"),
+        ("ridge", 1e-20, "ridge must be a number >= 1e-12; received 1e-20"),
+        ("batch_size", 0, "batch_size must be an integer >= 1; received 0"),
         ("units", 0, "units must be an integer >= 1; received 0"),
         ("pairs", 0, "pairs must be an integer >= 1; received 0"),
     ],

@@ -102,6 +102,11 @@ class BurgersROMConfig:
         check_choice("hyper_residual", self.hyper_residual, ("gappy", "collocation"))
         for a in (*self.train_params, self.test_param):
             check_amplitude(a)
+        if len(set(self.train_params)) != len(self.train_params):
+            raise OptionError(
+                f"train_params must be distinct values of a; received {self.train_params}"
+            )
+        _check_int_range("time_stride", self.time_stride, None)
         # Everything below is checked from the grid and time step alone, before any solve.
         problem = self.problem  # validates nx, dt, t_final
         n_snapshots = sum(training_lengths(self))
@@ -317,7 +322,7 @@ def _network(
         logger.info("%s read from %s (trained in %.1f s)", name, path, trained.seconds)
         return trained
     data = snapshots if rows is None else snapshots[:, rows]
-    lengths = training_lengths(config)
+    lengths = training_lengths(config)  # the trajectories in `snapshots`, in order
     bar = _bar(progress, f"train {name}", ae.epochs)
     if config.isolate:
         data_path = out_dir / "networks" / f"{name}-data.npz"
