@@ -700,7 +700,7 @@ def train_in_subprocess(
                 process.join(timeout=10.0)
                 raise GenpriorError(
                     f"the training process died without a result (exit code "
-                    f"{process.exitcode}); rerun with -vv to see its traceback"
+                    f"{process.exitcode}; a negative code is the signal that stopped it)"
                 ) from None
             if kind == "epoch" and progress is not None:
                 progress(postfix=payload)
