@@ -38,10 +38,10 @@ train_seconds,train_peak_mb (peak memory: growth of the training process's peak 
 Also results.csv (error per method and step), summary.json (stage wall times, mesh sizes),
 errors.png, fields.png, speedup.png.
 
-Full run (60 x 60 grid, 1500 steps, 60 Adam epochs): about 10 minutes for the training
-snapshots the first time, 15 for the autoencoder, 2 for the test FOM, 1 for the reduced
-models, on two busy cores. --quick (30 x 30 grid, dt = 1/375 to T = 1, 5 epochs): about two
-minutes. Set OMP_NUM_THREADS=1 for steady timings.
+Full run (60 x 60 grid, 1500 steps): about 5 minutes for the training snapshots the first
+time, 1 for the autoencoder, 1 for the test FOM and 1.5 for the reduced models on one core
+(9 minutes in all). --quick (30 x 30 grid, dt = 1/375 to T = 1): about 30 seconds. Set
+OMP_NUM_THREADS=1 for steady timings.
 """
 
 
