@@ -16,10 +16,10 @@ between two snapshots of one trajectory, drawn where the rows that see the unit 
 per unit of latent distance (:meth:`Autoencoder.sample_hidden_units`, after the sampled
 networks of Bolager et al., NeurIPS 2023), so its sigmoid switches where the front passes its
 cells. Last, the output layer (W, S, c) is set to its ridge-regularised least-squares fit,
-one small solve per coarse cell. On the 60 x 60 problem this trains in 80 s where 60 Adam
-epochs of a smaller decoder took 900 s, and lowers the hyper-reduced model's mean error from
-8.3% to 0.5% (docs/rom.md). Adam epochs (``epochs``) between the placement and the least
-squares remain available.
+one small solve per coarse cell. On the 60 x 60 problem this trains in 62-141 s (see
+:func:`_return_large_blocks`) where 60 Adam epochs of a smaller decoder took 900 s, and lowers
+the hyper-reduced model's mean error from 8.3% to 0.5% (docs/rom.md). Adam epochs
+(``epochs``) between the placement and the least squares remain available.
 """
 
 import json
