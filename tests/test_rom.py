@@ -247,6 +247,7 @@ def _no_solves(monkeypatch):
         (["--epochs", "-1"], r"epochs must be an integer >= 0; received -1"),
         (["--hrae-epochs", "-1"], r"hrae_epochs must be an integer >= 0; received -1"),
         (["--units", "0"], r"units must be an integer >= 1; received 0"),
+        (["--seed", "-1"], r"seed must be an integer in \[0, 4294967295\]; received -1"),
     ],
 )
 def test_cli_rejects_bad_sizes_before_any_solve(tmp_path, monkeypatch, capsys, argv, match):
@@ -417,6 +418,24 @@ def test_candidate_pairs_stay_in_one_trajectory_and_draws_follow_the_rates():
 def test_bad_hidden_layer_options_are_named(option, value, match):
     with pytest.raises(OptionError, match=match):
         AutoencoderConfig(**{option: value})
+
+
+def test_tampered_network_file_is_detected(tmp_path, trajectory, caplog):
+    from genprior.rom.autoencoder import load_trained, save_trained
+
+    band, n_hidden = band_index(SMALL, 2, 2)
+    trained = fit(trajectory, band, n_hidden, AutoencoderConfig(latent_dim=3, units=2))
+    path = tmp_path / "ae.npz"
+    save_trained(path, trained, {"run": 1})
+    assert load_trained(path, {"run": 1}) is not None
+    assert load_trained(path, {"run": 2}) is None  # other settings
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["w/out_weight"] = arrays["w/out_weight"] * 0.5  # valid npz, wrong values
+    np.savez(path, **arrays)
+    with caplog.at_level("WARNING"):
+        assert load_trained(path, {"run": 1}) is None
+    assert "fails its checksum" in caplog.text
 
 
 def test_zero_epochs_fits_only_the_output_layer(trajectory):

@@ -22,14 +22,18 @@ the hyper-reduced model's mean error from 8.3% to 0.5% (docs/rom.md). Adam epoch
 (``epochs``) between the placement and the least squares remain available.
 """
 
+import contextlib
+import hashlib
 import json
 import logging
 import numbers
 import os
 import resource
+import signal
+import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -617,7 +621,6 @@ def _die_with_parent(parent: int) -> None:
     """Ask Linux to stop this process when its parent (pid ``parent``) dies (prctl
     PR_SET_PDEATHSIG), so a killed experiment leaves no training behind; a no-op elsewhere."""
     import ctypes
-    import signal
     import sys
 
     if not sys.platform.startswith("linux"):
@@ -697,7 +700,8 @@ def train_in_subprocess(
         args=(child, str(data_path), band, n_hidden, config, lengths, os.getpid()),
         daemon=True,
     )
-    process.start()
+    with _sigint_ignored():  # the child inherits it: Ctrl-C reaches only this process
+        process.start()
     child.close()
     try:
         while True:
@@ -722,11 +726,28 @@ def train_in_subprocess(
                 raise payload
             elif kind == "done":
                 return payload
+    except BaseException:  # failed or interrupted: stop the training now
+        process.terminate()
+        raise
     finally:
         process.join(timeout=10.0)
-        if process.is_alive():  # the parent failed or was interrupted: stop the training
+        if process.is_alive():
             process.terminate()
             process.join()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while the block runs (in the main thread only), so that a process started
+    in it ignores Ctrl-C and is stopped by its parent instead of printing a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def save_trained(path: str | Path, trained: TrainedAutoencoder, key: dict) -> None:
@@ -739,12 +760,19 @@ def save_trained(path: str | Path, trained: TrainedAutoencoder, key: dict) -> No
         "final_loss": trained.final_loss,
     }
     arrays = {f"w/{name}": value for name, value in trained.weights.items()}
-    arrays |= {
-        "lo": trained.scaling.lo,
-        "span": trained.scaling.span,
-        "meta": np.array(json.dumps(meta)),
-    }
-    write_npz_atomic(path, arrays)
+    arrays |= {"lo": trained.scaling.lo, "span": trained.scaling.span}
+    meta["sha256"] = _checksum(arrays)
+    write_npz_atomic(path, arrays | {"meta": np.array(json.dumps(meta))})
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the named arrays' names, shapes, dtypes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{value.shape}{value.dtype.str}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def load_trained(path: str | Path, key: dict) -> TrainedAutoencoder | None:
@@ -756,8 +784,12 @@ def load_trained(path: str | Path, key: dict) -> TrainedAutoencoder | None:
     try:
         with np.load(path) as archive:
             meta = json.loads(str(archive["meta"]))
-            weights = {n[2:]: archive[n] for n in archive.files if n.startswith("w/")}
-            scaling = Scaling(archive["lo"], archive["span"])
+            arrays = {n: archive[n] for n in archive.files if n != "meta"}
+        if meta.get("sha256") != _checksum(arrays):
+            logger.warning("network file %s fails its checksum; retraining", path)
+            return None
+        weights = {n[2:]: v for n, v in arrays.items() if n.startswith("w/")}
+        scaling = Scaling(arrays["lo"], arrays["span"])
         if meta["key"] != key:
             logger.info("network %s was trained for other settings; retraining", path)
             return None

@@ -107,6 +107,7 @@ class BurgersROMConfig:
                 f"train_params must be distinct values of a; received {self.train_params}"
             )
         _check_int_range("time_stride", self.time_stride, None)
+        _check_int_range("seed", self.seed, 2**32 - 1, low=0)
         # Everything below is checked from the grid and time step alone, before any solve.
         problem = self.problem  # validates nx, dt, t_final
         n_snapshots = sum(training_lengths(self))
@@ -327,8 +328,12 @@ def _network(
     if config.isolate:
         data_path = out_dir / "networks" / f"{name}-data.npz"
         write_npz_atomic(data_path, {"data": data})
-        trained = train_in_subprocess(data_path, band, n_hidden, ae, lengths=lengths, progress=bar)
-        data_path.unlink()
+        try:
+            trained = train_in_subprocess(
+                data_path, band, n_hidden, ae, lengths=lengths, progress=bar
+            )
+        finally:  # also when interrupted or failed
+            data_path.unlink(missing_ok=True)
     else:
         trained = fit(data, band, n_hidden, ae, lengths=lengths, progress=bar)
     logger.info(
