@@ -138,6 +138,13 @@ def band_index(problem: Burgers2D, stride: int, units: int) -> tuple[np.ndarray,
     return index, 2 * mc * mc * units
 
 
+def band_matrix(band: np.ndarray, values: np.ndarray, n_hidden: int) -> sp.csr_matrix:
+    """The sparse (P, H) matrix with ``values[p, j]`` (P, B) at column ``band[p, j]`` (P, B);
+    repeated units of a row (at the domain edges) add up."""
+    rows = np.repeat(np.arange(len(band)), band.shape[1])
+    return sp.csr_matrix((values.ravel(), (rows, band.ravel())), shape=(len(band), n_hidden))
+
+
 class Autoencoder(torch.nn.Module):
     """Encoder and banded decoder on a set of output rows.
 
@@ -227,9 +234,8 @@ class Autoencoder(torch.nn.Module):
         """The distinct sets of output rows that see a hidden unit, as a 0/1 matrix (S, P)
         (units of one coarse cell share theirs), and the set of each unit (H,)."""
         band = self.band.numpy()
-        rows = np.repeat(np.arange(len(band)), band.shape[1])
-        shape = (self.hidden.out_features, len(band))
-        seen = sp.csr_matrix((np.ones(band.size), (band.ravel(), rows)), shape=shape)
+        seen = band_matrix(band, np.ones(band.shape), self.hidden.out_features).T.tocsr()
+        seen.sum_duplicates()
         seen.data[:] = 1.0  # a row seeing a unit twice (edge repeats) counts once
         ids: dict[bytes, int] = {}
         unit_set = np.array(
@@ -538,9 +544,7 @@ class NumpyDecoder:
         self.a, self.b, self.c, self.skip = a, b, c, skip
         self.lo, self.span = lo, span
         self.latent_dim = a.shape[1]
-        rows = np.repeat(np.arange(len(local)), local.shape[1])
-        # the banded output layer as a sparse (P, H') matrix: repeats at the edges add up
-        self.mix = sp.csr_matrix((w.ravel(), (rows, local.ravel())), shape=(len(local), len(b)))
+        self.mix = band_matrix(local, w, len(b))  # the banded output layer, (P, H')
 
     @classmethod
     def from_weights(
