@@ -137,8 +137,10 @@ def test_decoder_jacobian_matches_finite_differences_and_restriction(trajectory)
     assert sub.n_hidden < decoder.n_hidden
     np.testing.assert_allclose(sub.evaluate(z)[0], y[rows], atol=1e-12)
     np.testing.assert_allclose(sub.decode(z[None])[0], y[rows], atol=1e-12)
+    np.testing.assert_allclose(decoder.value(z), y, rtol=0, atol=0)
     trial = DecoderMap(decoder, trajectory[0], trained.encode(trajectory[0])[0])
     np.testing.assert_allclose(trial.evaluate(trained.encode(trajectory[0])[0])[0], trajectory[0])
+    np.testing.assert_allclose(trial.value(z), trial.evaluate(z)[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -247,6 +249,7 @@ def _no_solves(monkeypatch):
         (["--epochs", "-1"], r"epochs must be an integer >= 0; received -1"),
         (["--hrae-epochs", "-1"], r"hrae_epochs must be an integer >= 0; received -1"),
         (["--units", "0"], r"units must be an integer >= 1; received 0"),
+        (["--hrae-units", "0"], r"hrae_units must be an integer >= 1; received 0"),
         (["--seed", "-1"], r"seed must be an integer in \[0, 4294967295\]; received -1"),
     ],
 )
@@ -262,6 +265,42 @@ def test_cli_rejects_bad_sizes_before_any_solve(tmp_path, monkeypatch, capsys, a
     assert len(err.splitlines()) == 1
     assert re.search(match, err.split(" (see ")[0]), err
     assert not (out / "snapshots").exists()
+
+
+def test_hrae_has_its_own_width_and_residual_weighting(tmp_path, monkeypatch):
+    import genprior.rom.experiment as experiment
+
+    weights = {}
+
+    def recording(mesh, trial, z0, n_steps, *, weight=None, progress=None):
+        weights[len(weights)] = weight
+        return solve_lspg(mesh, trial, z0, n_steps, weight=weight, progress=progress)
+
+    monkeypatch.setattr(experiment, "solve_lspg", recording)
+    config = BurgersROMConfig(
+        nx=10,
+        dt=1 / 50,
+        t_final=0.2,
+        train_params=(0.9, 1.1),
+        latent_dim=2,
+        n_samples=8,
+        autoencoder=AutoencoderConfig(units=2),
+        hrae_units=3,
+        methods=("ae-lspg-hr", "hrae"),
+        isolate=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        experiment.run_burgers(config, tmp_path)
+    ae, hrae = weights.values()  # in the order of config.methods
+    assert ae is not None and ae.shape == (8, 8)  # gappy: (R, S) weight by default
+    assert hrae is None  # collocation by default
+    networks = {
+        name: np.load(tmp_path / "networks" / f"{name}.npz", allow_pickle=False)
+        for name in ("ae", "hrae")
+    }
+    assert networks["ae"]["w/band"].shape[1] == 9 * 2
+    assert networks["hrae"]["w/band"].shape[1] == 9 * 3
 
 
 def test_samples_bound_follows_the_grid_without_solving():

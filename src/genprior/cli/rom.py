@@ -66,7 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     burgers.add_argument("--quick", action="store_true", help="a small, fast configuration")
     burgers.add_argument("--seed", type=int, default=0, help="random seed of the networks")
     burgers.add_argument("--nx", type=int, help="grid points per direction (boundary included)")
-    burgers.add_argument("--latent-dim", type=int, help="latent size K of every reduced model")
+    burgers.add_argument(
+        "--latent-dim", type=int, help="latent size K of every reduced model (default 8)"
+    )
     burgers.add_argument(
         "--samples",
         type=int,
@@ -85,6 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="hidden units per 2 x 2 cells and component (default 32, 16 with --quick)",
     )
     burgers.add_argument(
+        "--hrae-units",
+        type=int,
+        help="hidden units per 2 x 2 cells and component of the HRAE (default 64; it trains on "
+        "the stencil-mesh rows only, so a wider decoder stays cheap)",
+    )
+    burgers.add_argument(
         "--epochs", type=int, help=EPOCHS_HELP.format("autoencoder") + " (default 0)"
     )
     burgers.add_argument(
@@ -94,7 +102,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     burgers.add_argument(
         "--hyper-residual",
         choices=("gappy", "collocation"),
-        help="how hyper-reduced models weigh the sampled residual",
+        help="how POD-LSPG-HR and AE-LSPG-HR weigh the sampled residual: 'gappy' (default) "
+        "minimises its gappy-POD coefficients in a residual basis, 'collocation' the sampled "
+        "residual itself",
+    )
+    burgers.add_argument(
+        "--hrae-residual",
+        choices=("gappy", "collocation"),
+        help="the same for HRAE (default collocation)",
     )
     burgers.set_defaults(handler=run_burgers_command)
 
@@ -113,6 +128,8 @@ def run_burgers_command(args: argparse.Namespace) -> int:
         "hrae_epochs": args.hrae_epochs,
         "methods": None if args.methods is None else tuple(args.methods),
         "hyper_residual": args.hyper_residual,
+        "hrae_residual": args.hrae_residual,
+        "hrae_units": args.hrae_units,
     }
     given = {key: value for key, value in options.items() if value is not None}
     given["seed"] = args.seed

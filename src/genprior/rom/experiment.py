@@ -69,10 +69,14 @@ class BurgersROMConfig:
         autoencoder: architecture and training of the full autoencoder.
         hrae_epochs: epochs of the HRAE, >= 0 (None: as many as the full autoencoder; 0: see
             :class:`AutoencoderConfig`).
+        hrae_units: hidden units per coarse cell of the HRAE (None: as the full autoencoder).
+            Its training stays cheap because it only sees the stencil-mesh rows.
         methods: the reduced models to run.
         sampling: ``qdeim`` or ``deim``.
-        hyper_residual: ``gappy`` minimises the gappy-POD coefficients of the sampled residual
-            in the right-hand-side basis (DEIM/GNAT); ``collocation`` the sampled residual.
+        hyper_residual: how POD-LSPG-HR and AE-LSPG-HR weigh the sampled residual: ``gappy``
+            minimises its gappy-POD coefficients in the right-hand-side basis (DEIM/GNAT),
+            ``collocation`` the sampled residual itself.
+        hrae_residual: the same choice for HRAE.
         isolate: train each network in a fresh process so its peak memory is its own.
         seed: seed of the networks' initialisation and shuffling.
     """
@@ -83,15 +87,17 @@ class BurgersROMConfig:
     t_final: float = 2.0
     train_params: tuple[float, ...] = (0.9, 0.95, 1.05, 1.1)
     test_param: float = 1.0
-    latent_dim: int = 5
+    latent_dim: int = 8
     n_samples: int = 60
     gappy_modes: int = 40
     time_stride: int = 2
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     hrae_epochs: int | None = None
+    hrae_units: int | None = 64
     methods: tuple[str, ...] = METHODS
     sampling: str = "qdeim"
     hyper_residual: str = "gappy"
+    hrae_residual: str = "collocation"
     isolate: bool = True
     seed: int = 0
 
@@ -100,6 +106,7 @@ class BurgersROMConfig:
             check_choice("method", method, METHODS)
         check_choice("sampling", self.sampling, ("qdeim", "deim"))
         check_choice("hyper_residual", self.hyper_residual, ("gappy", "collocation"))
+        check_choice("hrae_residual", self.hrae_residual, ("gappy", "collocation"))
         for a in (*self.train_params, self.test_param):
             check_amplitude(a)
         if len(set(self.train_params)) != len(self.train_params):
@@ -125,6 +132,8 @@ class BurgersROMConfig:
         )
         if self.hrae_epochs is not None:  # the autoencoder's epochs are checked by its config
             _check_int_range("hrae_epochs", self.hrae_epochs, None, low=0)
+        if self.hrae_units is not None:
+            _check_int_range("hrae_units", self.hrae_units, None)
 
     @property
     def problem(self) -> Burgers2D:
@@ -142,6 +151,7 @@ class BurgersROMConfig:
             "gappy_modes": 30,
             "time_stride": 1,
             "autoencoder": AutoencoderConfig(units=16),
+            "hrae_units": 16,
         }
         return cls(**(settings | overrides))
 
@@ -257,7 +267,8 @@ def build_offline(
     rhs_basis, _ = pod(rhs.T, config.n_samples, name="samples (sample-mesh rows)")
     rows = sample_points(rhs_basis, config.n_samples, config.sampling)
     mesh = SampleMesh(problem, config.test_param, rows)
-    weight = np.linalg.pinv(rhs_basis[rows]) if config.hyper_residual == "gappy" else None
+    gappy_residual = "gappy" in (config.hyper_residual, config.hrae_residual)
+    weight = np.linalg.pinv(rhs_basis[rows]) if gappy_residual else None
     snapshots = training_matrix(config, train)
     gappy = well_posed_gappy(snapshots, mesh.stencil, config.gappy_modes)
     stages["POD, sample mesh, gappy basis"] = time.perf_counter() - start
@@ -306,6 +317,8 @@ def _network(
     ae = replace(config.autoencoder, latent_dim=config.latent_dim, seed=config.seed)
     if name == "hrae" and config.hrae_epochs is not None:
         ae = replace(ae, epochs=config.hrae_epochs)
+    if name == "hrae" and config.hrae_units is not None:
+        ae = replace(ae, units=config.hrae_units)
     band, n_hidden = band_index(config.problem, ae.stride, ae.units)
     if rows is not None:
         used, local = np.unique(band[rows], return_inverse=True)
@@ -366,7 +379,7 @@ def run_method(
         z0 = trained.encode(y0[rows] if method == "hrae" else y0)[0]
         trial = DecoderMap(trained.decoder(positions), y0[rows], z0)
     bar = _bar(progress, method, problem.n_steps)
-    weight = offline.weight if hyper else None
+    weight = offline.weight if hyper and _residual(method, config) == "gappy" else None
     result = solve_lspg(mesh, trial, z0, problem.n_steps, weight=weight, progress=bar)
     start = time.perf_counter()
     states = _full_states(method, config, offline, result.latents, trial, y0)
@@ -377,6 +390,11 @@ def run_method(
         "gn_iterations": float(result.iterations.mean()),
         "unconverged_steps": result.unconverged,
     }
+
+
+def _residual(method: str, config: BurgersROMConfig) -> str:
+    """How the hyper-reduced ``method`` weighs its sampled residual."""
+    return config.hrae_residual if method == "hrae" else config.hyper_residual
 
 
 def _full_states(

@@ -30,6 +30,9 @@ class TrialMap(Protocol):
     def evaluate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g(z) (P,) and dg/dz (P, K)."""
 
+    def value(self, z: np.ndarray) -> np.ndarray:
+        """g(z) (P,) alone."""
+
 
 class AffineMap:
     """The linear trial space y = reference + basis z.
@@ -51,6 +54,10 @@ class AffineMap:
     def evaluate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """reference + basis z (P,) and basis (P, K)."""
         return self.reference + self.basis @ z, self.basis
+
+    def value(self, z: np.ndarray) -> np.ndarray:
+        """reference + basis z (P,)."""
+        return self.reference + self.basis @ z
 
 
 @dataclass
@@ -135,7 +142,7 @@ def gauss_newton_step(
         z = z + dz
         if np.linalg.norm(dz) <= tol * (1.0 + np.linalg.norm(z)):
             break
-    y, _ = trial.evaluate(z)
+    y = trial.value(z)  # the next step's previous state; no Jacobian needed
     if not np.isfinite(y).all():
         check_residual(np.array([np.inf]), step, iteration, "Gauss-Newton")
     return z, iteration, y
