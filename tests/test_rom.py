@@ -532,3 +532,24 @@ def test_rom_progress_bars_redraw_rarely_off_a_terminal(capsys):
     assert capsys.readouterr().err.count("\r") <= 3  # first draw and the close only
     tqdm_progress_factory("train ae", 0)()  # zero epochs: no bar, nothing left open
     assert not [b for b in tqdm._instances if b.desc == "train ae"]
+
+
+def test_validation_script_parses_settings():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "rom_validation.py"
+    spec = importlib.util.spec_from_file_location("rom_validation", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    experiment, network = script.parse_setting("latent_dim=8 hrae_residual=gappy ae.sharpness=4")
+    assert experiment == {"latent_dim": 8, "hrae_residual": "gappy"}
+    assert network == {"sharpness": 4}
+    assert script.parse_setting("") == ({}, {})
+    with pytest.raises(SystemExit, match="unknown setting 'latent'"):
+        script.parse_setting("latent=8")
+    with pytest.raises(SystemExit, match="key=value"):
+        script.parse_setting("latent_dim")
+    # every fold holds out an inner training parameter and trains on the other three
+    for held_out, train in script.FOLDS.items():
+        assert held_out not in train and len(train) == 3

@@ -39,8 +39,8 @@ Also results.csv (error per method and step), summary.json (stage wall times, me
 errors.png, fields.png, speedup.png.
 
 Full run (60 x 60 grid, 1500 steps): about 5 minutes for the training snapshots the first
-time, 2.5 for the autoencoder, 1 for the test FOM and 1.5 for the reduced models on one core
-(10 minutes in all). --quick (30 x 30 grid, dt = 1/375 to T = 1): about 35 seconds. Set
+time, 2.5 for the autoencoder and HRAE, 1 for the test FOM and 1 for the reduced models on
+one core (10 minutes in all). --quick (30 x 30 grid, dt = 1/375 to T = 1): about 35 seconds. Set
 OMP_NUM_THREADS=1 for steady timings.
 """
 

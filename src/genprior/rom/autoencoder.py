@@ -18,8 +18,8 @@ networks of Bolager et al., NeurIPS 2023), so its sigmoid switches where the fro
 cells. Last, the output layer (W, S, c) is set to its ridge-regularised least-squares fit,
 one small solve per coarse cell. On the 60 x 60 problem this trains in 62-141 s (see
 :func:`_return_large_blocks`) where 60 Adam epochs of a smaller decoder took 900 s, and lowers
-the hyper-reduced model's mean error from 8.3% to 0.5% (docs/rom.md). Adam epochs
-(``epochs``) between the placement and the least squares remain available.
+the hyper-reduced model's mean error from 8.3% to 0.5% at latent size 5 (docs/rom.md). Adam
+epochs (``epochs``) between the placement and the least squares remain available.
 """
 
 import contextlib
