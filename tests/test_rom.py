@@ -534,7 +534,8 @@ def test_rom_progress_bars_redraw_rarely_off_a_terminal(capsys):
     assert not [b for b in tqdm._instances if b.desc == "train ae"]
 
 
-def test_validation_script_parses_settings():
+def test_validation_script_parses_settings(tmp_path):
+    import argparse
     import importlib.util
     from pathlib import Path
 
@@ -550,6 +551,12 @@ def test_validation_script_parses_settings():
         script.parse_setting("latent=8")
     with pytest.raises(SystemExit, match="key=value"):
         script.parse_setting("latent_dim")
+    assert script.seed_list("0,2") == [0, 2]
+    for bad in ("", "x", "0,-1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="seeds such as 0,1,2"):
+            script.seed_list(bad)
+    with pytest.raises(SystemExit, match="no usable cached trajectory for a=0.95"):
+        script.read_trajectory(tmp_path, Burgers2D(), 0.95)
     # every fold holds out an inner training parameter and trains on the other three
     for held_out, train in script.FOLDS.items():
         assert held_out not in train and len(train) == 3
