@@ -29,17 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-from genprior.errors import NonFiniteError
+from genprior.errors import NonFiniteError, OptionError
 from genprior.rom.experiment import BurgersROMConfig, build_offline, run_method
 from genprior.rom.output import relative_errors
 from genprior.rom.snapshots import cache_path, read_cached
 
 FOLDS = {0.95: (0.9, 1.05, 1.1), 1.05: (0.9, 0.95, 1.1)}
+FIXED = {"train_params", "test_param", "methods", "isolate", "seed", "autoencoder"}  # set here
+EARLIER_DEFAULTS = "latent_dim=5 hrae_units=32 hrae_residual=gappy"
 
 
 def parse_setting(text: str) -> tuple[dict, dict]:
     """``key=value`` words as (experiment fields, autoencoder fields)."""
-    known = {f.name for f in fields(BurgersROMConfig)}
+    known = {f.name for f in fields(BurgersROMConfig)} - FIXED
     experiment, network = {}, {}
     for word in text.split():
         key, sep, value = word.partition("=")
@@ -58,19 +60,27 @@ def parse_setting(text: str) -> tuple[dict, dict]:
     return experiment, network
 
 
+def fold_config(setting: str, method: str, held_out: float) -> BurgersROMConfig:
+    """The experiment settings of one fold; exit with one line if ``setting`` is invalid."""
+    experiment, network = parse_setting(setting)
+    try:
+        config = BurgersROMConfig(
+            train_params=FOLDS[held_out],
+            test_param=held_out,
+            methods=(method,),
+            isolate=False,
+            **experiment,
+        )
+        return replace(config, autoencoder=replace(config.autoencoder, **network))
+    except (OptionError, TypeError) as error:
+        raise SystemExit(f"--setting {setting!r}: {error}") from error
+
+
 def run_fold(
     setting: str, method: str, held_out: float, seeds: list[int], snapshots: Path
 ) -> list[dict]:
     """Train on the fold's three parameters and predict ``held_out`` for every seed."""
-    experiment, network = parse_setting(setting)
-    config = BurgersROMConfig(
-        train_params=FOLDS[held_out],
-        test_param=held_out,
-        methods=(method,),
-        isolate=False,
-        **experiment,
-    )
-    config = replace(config, autoencoder=replace(config.autoencoder, **network))
+    config = fold_config(setting, method, held_out)
     problem = config.problem
     loaded = {a: read_trajectory(snapshots, problem, a) for a in (*FOLDS[held_out], held_out)}
     reference = loaded.pop(held_out)
@@ -130,14 +140,35 @@ def seed_list(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snapshots", type=Path, default=Path("runs/rom-full/snapshots"))
-    parser.add_argument("--setting", action="append", help="settings to compare (repeatable)")
-    parser.add_argument("--method", default="hrae", choices=("hrae", "ae-lspg-hr"))
-    parser.add_argument("--seeds", type=seed_list, default="0,1,2", help="comma-separated seeds")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--snapshots",
+        type=Path,
+        default=Path("runs/rom-full/snapshots"),
+        help="folder of the full-grid snapshot cache (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        help="a setting to compare, repeatable; '' is the defaults (default: the earlier "
+        f"defaults {EARLIER_DEFAULTS!r} and '')",
+    )
+    parser.add_argument(
+        "--method",
+        default="hrae",
+        choices=("hrae", "ae-lspg-hr"),
+        help="the reduced model to validate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds", type=seed_list, default="0,1,2", help="comma-separated (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, help="also write the runs to this CSV file")
     args = parser.parse_args()
-    settings = args.setting or ["latent_dim=5 hrae_units=32 hrae_residual=gappy", ""]
+    settings = args.setting or [EARLIER_DEFAULTS, ""]
+    for setting in settings:  # all checked before the first run
+        fold_config(setting, args.method, 0.95)
     start = time.perf_counter()
     rows = [
         row

@@ -301,6 +301,7 @@ def test_hrae_has_its_own_width_and_residual_weighting(tmp_path, monkeypatch):
     }
     assert networks["ae"]["w/band"].shape[1] == 9 * 2
     assert networks["hrae"]["w/band"].shape[1] == 9 * 3
+    assert config.autoencoder.latent_dim == 2 and config.autoencoder.seed == config.seed
 
 
 def test_samples_bound_follows_the_grid_without_solving():

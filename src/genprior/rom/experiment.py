@@ -66,7 +66,8 @@ class BurgersROMConfig:
         gappy_modes: most POD modes of the gappy reconstruction of HRAE's full field (fewer if
             the sampled basis would have a condition number above 10).
         time_stride: training uses every ``time_stride``-th snapshot of each trajectory.
-        autoencoder: architecture and training of the full autoencoder.
+        autoencoder: architecture and training of the full autoencoder (its latent size and
+            seed are set to ``latent_dim`` and ``seed``).
         hrae_epochs: epochs of the HRAE, >= 0 (None: as many as the full autoencoder; 0: see
             :class:`AutoencoderConfig`).
         hrae_units: hidden units per coarse cell of the HRAE (None: as the full autoencoder).
@@ -134,6 +135,9 @@ class BurgersROMConfig:
             _check_int_range("hrae_epochs", self.hrae_epochs, None, low=0)
         if self.hrae_units is not None:
             _check_int_range("hrae_units", self.hrae_units, None)
+        # the networks use the experiment's latent size and seed; record them as used
+        network = replace(self.autoencoder, latent_dim=self.latent_dim, seed=self.seed)
+        object.__setattr__(self, "autoencoder", network)
 
     @property
     def problem(self) -> Burgers2D:
