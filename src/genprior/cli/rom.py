@@ -64,8 +64,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     burgers.add_argument("--out", default="runs/rom-burgers", help="output folder")
     burgers.add_argument("--quick", action="store_true", help="a small, fast configuration")
-    burgers.add_argument("--seed", type=int, default=0, help="random seed of the networks")
-    burgers.add_argument("--nx", type=int, help="grid points per direction (boundary included)")
+    burgers.add_argument(
+        "--seed", type=int, default=0, help="random seed of the networks (default 0)"
+    )
+    burgers.add_argument(
+        "--nx",
+        type=int,
+        help="grid points per direction, boundary included (default 60, 30 with --quick)",
+    )
     burgers.add_argument(
         "--latent-dim", type=int, help="latent size K of every reduced model (default 8)"
     )
@@ -98,7 +104,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     burgers.add_argument(
         "--hrae-epochs", type=int, help=EPOCHS_HELP.format("HRAE") + " (default: --epochs)"
     )
-    burgers.add_argument("--methods", nargs="+", help="reduced models to run")
+    burgers.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="METHOD",
+        help="reduced models to run, from pod-lspg pod-lspg-hr ae-lspg ae-lspg-hr hrae "
+        "(default: all five)",
+    )
     burgers.add_argument(
         "--hyper-residual",
         choices=("gappy", "collocation"),

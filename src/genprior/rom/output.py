@@ -137,12 +137,13 @@ def write_plots(
 
     plt = pyplot()
     methods = [m for m in runs if m != "fom"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for method in methods:
         rows = [r for r in results if r["method"] == method]
         ax.semilogy([float(r["time"]) for r in rows], [r["rel_error"] for r in rows], label=method)
     ax.set(xlabel="t", ylabel="relative l2 error", title=f"2D Burgers, a = {config.test_param}")
-    ax.legend()
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)  # off the curves
+    fig.tight_layout()
     _save(fig, out_dir / "errors.png")
     plt.close(fig)
 
@@ -150,9 +151,9 @@ def write_plots(
         m: state_to_fields(config.problem, runs[m]["states"][-1], config.test_param)[0]
         for m in runs
     }
-    fig, axes = plt.subplots(1, len(fields), figsize=(2.6 * len(fields), 2.8))
+    fig, axes = plt.subplots(1, len(fields), figsize=(2.6 * len(fields) + 0.8, 2.8))
     for ax, (method, field) in zip(np.atleast_1d(axes), fields.items()):
-        ax.imshow(
+        image = ax.imshow(
             field,
             origin="lower",
             extent=(0, 1, 0, 1),
@@ -162,6 +163,7 @@ def write_plots(
         ax.set_title(method, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.colorbar(image, ax=list(np.atleast_1d(axes)), shrink=0.8, label="u")  # FOM's range
     fig.suptitle(f"u at t = {config.t_final}", fontsize=10)
     _save(fig, out_dir / "fields.png")
     plt.close(fig)
