@@ -318,7 +318,7 @@ def _network(
     progress: Progress | None,
 ) -> TrainedAutoencoder:
     """Train (or read from the cache) the network on ``snapshots`` restricted to ``rows``."""
-    ae = replace(config.autoencoder, latent_dim=config.latent_dim, seed=config.seed)
+    ae = config.autoencoder  # latent size and seed already set by the config
     if name == "hrae" and config.hrae_epochs is not None:
         ae = replace(ae, epochs=config.hrae_epochs)
     if name == "hrae" and config.hrae_units is not None:
